@@ -1,0 +1,33 @@
+# sentinel-proxy — common tasks. `make test` is what CI runs (.ci/run).
+CARGO ?= cargo
+
+.PHONY: build run demo test bench watch fmt lint
+
+build:
+	$(CARGO) build --release
+
+# With SENTINEL_BACKENDS set, serve them; otherwise run the built-in demo fleet.
+run:
+	@if [ -n "$$SENTINEL_BACKENDS" ]; then $(CARGO) run --release -- serve; else $(CARGO) run --release -- demo; fi
+
+demo:
+	$(CARGO) run --release -- demo
+
+# Unit, integration (real sockets, simulated nodes, real Redis) and browser tests.
+test:
+	./scripts/test-deps.sh
+	$(CARGO) test --all-targets -- --test-threads=4
+	$(CARGO) test --doc
+
+bench:
+	./bench/run.sh
+
+watch:
+	@if command -v cargo-watch >/dev/null 2>&1; then cargo watch -x 'test --all-targets'; \
+	else echo "cargo-watch is not installed: run 'cargo install cargo-watch' first"; exit 1; fi
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings

@@ -1,0 +1,281 @@
+//! Sending a group of calls to the fleet: pick a node, claim its circuit, send the calls as one
+//! body (one object, or one batch with internal ids 0..n), and fail over to a *different* node on
+//! connect errors, timeouts, 5xx and non-JSON-RPC bodies, up to `MAX_RETRIES` within the request
+//! deadline. Writes are retried only when they never reached a node. A `-32601` to an `aztec_*`
+//! name on a node not known to speak it teaches the node's namespace and re-sends as `node_*`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use crate::error::ProxyError;
+use crate::forward::{self, ForwardError, Reply};
+use crate::jsonrpc::{self, Outcome};
+use crate::metrics::{BackendLabel, LatencyLabels, Metrics};
+use crate::selection::{self, Needs, Route};
+use crate::upstream::{Backend, Namespace, Pool, Snapshot};
+
+/// One call of a group, ready to send.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// Method as the client named it.
+    pub method: String,
+    /// Raw params.
+    pub params: Option<Arc<RawValue>>,
+}
+
+/// What a group got back.
+#[derive(Debug)]
+pub struct Delivered {
+    /// One outcome per call, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Name of the node that answered.
+    pub backend: String,
+    /// Index of that node.
+    pub backend_index: usize,
+    /// The node's HTTP status (400 for a node's own error answer to a single call).
+    pub status: http::StatusCode,
+    /// The node's `x-aztec-*` headers.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `/pruned` fell back to an archiver.
+    pub fallback: bool,
+}
+
+/// Everything a dispatch needs, borrowed from the gateway state.
+#[derive(Clone, Copy)]
+pub struct Dispatcher<'a> {
+    /// Backend pool.
+    pub pool: &'a Pool,
+    /// Shared HTTP client.
+    pub client: &'a forward::HttpClient,
+    /// Metrics.
+    pub metrics: &'a Metrics,
+    /// Extra attempts.
+    pub max_retries: u32,
+    /// Per-attempt timeout.
+    pub attempt_timeout: Duration,
+}
+
+impl Dispatcher<'_> {
+    /// Sends `calls` with failover until `deadline`.
+    ///
+    /// # Errors
+    /// [`ProxyError::NoRoute`], [`ProxyError::Upstream`] or [`ProxyError::Deadline`].
+    pub async fn dispatch(
+        &self,
+        route: Route,
+        calls: &[Outbound],
+        mut needs: Needs,
+        write: bool,
+        deadline: Instant,
+        request_id: &str,
+    ) -> Result<Delivered, ProxyError> {
+        let mut last_error: Option<ProxyError> = None;
+        let mut attempts = 0;
+        loop {
+            let snapshot = self.pool.snapshot();
+            let Some(pick) = selection::pick(&snapshot, route, &needs) else {
+                return Err(last_error.unwrap_or_else(|| no_route(&snapshot, route)));
+            };
+            let backend = Arc::clone(&snapshot.backends[pick.index].backend);
+            needs.exclude.push(backend.index);
+            needs.sticky = None;
+            if !backend.circuit.try_acquire() {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ProxyError::Deadline(0));
+            }
+            let timeout = self.attempt_timeout.min(deadline - now);
+            match self.attempt(&backend, calls, request_id, timeout).await {
+                Ok((reply, outcomes)) => {
+                    backend.circuit.on_success();
+                    return Ok(Delivered {
+                        outcomes,
+                        backend: backend.name.clone(),
+                        backend_index: backend.index,
+                        status: reply.status,
+                        headers: reply.aztec_headers,
+                        fallback: pick.fallback,
+                    });
+                }
+                Err(e) => {
+                    backend.stats.record_error();
+                    let label = BackendLabel {
+                        backend: backend.name.clone(),
+                    };
+                    self.metrics.upstream_errors.get_or_create(&label).inc();
+                    if backend.circuit.on_failure() {
+                        tracing::warn!(backend = %backend.name, error = %e, "circuit opened");
+                    }
+                    tracing::debug!(backend = %backend.name, error = %e, "attempt failed");
+                    let reached = e.reached_node();
+                    last_error = Some(ProxyError::Upstream {
+                        backend: backend.name.clone(),
+                        detail: e.to_string(),
+                    });
+                    if (write && reached) || attempts >= self.max_retries {
+                        return Err(last_error.unwrap_or(ProxyError::Deadline(0)));
+                    }
+                    attempts += 1;
+                    self.metrics.retries.inc();
+                }
+            }
+        }
+    }
+
+    /// One attempt on one node, including the namespace re-send.
+    async fn attempt(
+        &self,
+        backend: &Backend,
+        calls: &[Outbound],
+        request_id: &str,
+        timeout: Duration,
+    ) -> Result<(Reply, Vec<Outcome>), ForwardError> {
+        let (reply, mut outcomes) = self.exchange(backend, calls, request_id, timeout).await?;
+        let relearn: Vec<usize> = (0..calls.len())
+            .filter(|&i| {
+                matches!(outcomes[i], Outcome::Error { code: -32601, .. })
+                    && calls[i].method.starts_with("aztec_")
+                    && backend.namespace() != Namespace::Aztec
+            })
+            .collect();
+        if relearn.is_empty() {
+            if calls
+                .iter()
+                .zip(&outcomes)
+                .any(|(c, o)| c.method.starts_with("aztec_") && matches!(o, Outcome::Result(_)))
+            {
+                backend.set_namespace(Namespace::Aztec);
+            }
+            return Ok((reply, outcomes));
+        }
+        backend.set_namespace(Namespace::Node);
+        tracing::info!(backend = %backend.name, "node answers only node_* names; translating");
+        let again: Vec<Outbound> = relearn.iter().map(|&i| calls[i].clone()).collect();
+        let (_, redo) = self.exchange(backend, &again, request_id, timeout).await?;
+        for (i, o) in relearn.into_iter().zip(redo) {
+            outcomes[i] = o;
+        }
+        Ok((reply, outcomes))
+    }
+
+    async fn exchange(
+        &self,
+        backend: &Backend,
+        calls: &[Outbound],
+        request_id: &str,
+        timeout: Duration,
+    ) -> Result<(Reply, Vec<Outcome>), ForwardError> {
+        let body = encode(backend, calls);
+        let _guard = backend.stats.start();
+        let started = Instant::now();
+        let reply = forward::send(self.client, backend, body, request_id, timeout).await?;
+        let outcomes = match_answers(&reply.body, calls.len()).ok_or(ForwardError::NotJsonRpc)?;
+        let elapsed = started.elapsed();
+        backend.stats.record_latency(elapsed);
+        let method = calls
+            .first()
+            .map_or_else(|| "other".to_owned(), |c| Metrics::method_label(&c.method));
+        let labels = LatencyLabels {
+            method,
+            backend: backend.name.clone(),
+        };
+        self.metrics
+            .latency
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        Ok((reply, outcomes))
+    }
+}
+
+/// Encodes calls for `backend` (translated names; internal ids).
+fn encode(backend: &Backend, calls: &[Outbound]) -> Bytes {
+    let mut out = Vec::with_capacity(
+        64 + calls
+            .iter()
+            .map(|c| c.params.as_ref().map_or(2, |p| p.get().len()) + 64)
+            .sum::<usize>(),
+    );
+    if let [one] = calls {
+        jsonrpc::encode_call(
+            &mut out,
+            "0",
+            &backend.translate(&one.method),
+            one.params.as_deref(),
+        );
+        return out.into();
+    }
+    out.push(b'[');
+    for (i, c) in calls.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        jsonrpc::encode_call(
+            &mut out,
+            &i.to_string(),
+            &backend.translate(&c.method),
+            c.params.as_deref(),
+        );
+    }
+    out.push(b']');
+    out.into()
+}
+
+/// Puts a node's answers back in call order by internal id. A lone error object answering a
+/// batch (e.g. the node's own batch limit) applies to every call.
+fn match_answers(body: &[u8], n: usize) -> Option<Vec<Outcome>> {
+    let answers = jsonrpc::decode_answers(body)?;
+    if answers.len() == 1 && n > 1 {
+        if let Outcome::Error { .. } = answers[0].outcome {
+            return Some(vec![answers[0].outcome.clone(); n]);
+        }
+    }
+    let mut slots: Vec<Option<Outcome>> = vec![None; n];
+    for (pos, a) in answers.into_iter().enumerate() {
+        let idx =
+            a.id.as_deref()
+                .and_then(|id| id.parse::<usize>().ok())
+                .unwrap_or(pos);
+        if let Some(slot) = slots.get_mut(idx) {
+            *slot = Some(a.outcome);
+        }
+    }
+    slots.into_iter().collect()
+}
+
+/// The 503 error, listing why each backend cannot serve `route`.
+pub fn no_route(snapshot: &Snapshot, route: Route) -> ProxyError {
+    let why: Vec<String> = snapshot
+        .backends
+        .iter()
+        .map(|v| match v.reason() {
+            Some(r) => format!("{}: {r}", v.backend.name),
+            None => format!(
+                "{}: {} {}",
+                v.backend.name,
+                serde_json::to_string(&v.integrity.verdict.kind)
+                    .unwrap_or_default()
+                    .trim_matches('"'),
+                serde_json::to_string(&v.integrity.verdict.status)
+                    .unwrap_or_default()
+                    .trim_matches('"'),
+            ),
+        })
+        .collect();
+    let why = if why.is_empty() {
+        "no backends configured".to_owned()
+    } else {
+        why.join("; ")
+    };
+    let route = match route {
+        Route::Any => "/",
+        Route::Archiver => "/archiver (needs an archiver with integrity perfect or good)",
+        Route::Pruned => "/pruned",
+    };
+    ProxyError::NoRoute { route, why }
+}

@@ -1,0 +1,140 @@
+//! Gateway-made errors and the one mapping to (HTTP status, JSON-RPC code, public message).
+//!
+//! Decisions (SPEC §1, AZTEC-RPC §1.4): client faults are HTTP 400 with a JSON-RPC error, as the
+//! node does; an oversized body is 413; rate limiting and overload are **HTTP 429 with
+//! `Retry-After`** and code -32005 (the official client does not retry 4xx, so a limited client
+//! backs off instead of hammering); no routable node is 503 (-32001), a node failure after all
+//! retries is 502 (-32002) and the whole-request deadline is 504 (-32003) — 5xx because the
+//! official client retries those. Internal details never reach the client; backend *names*
+//! (never URLs) do, because they help the operator.
+
+use http::StatusCode;
+
+/// An error the gateway answers itself.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProxyError {
+    /// Malformed JSON.
+    #[error("Parse error: {0}")]
+    Parse(String),
+    /// Not a valid request (empty batch, not an object, missing method, batch too large).
+    #[error("Invalid Request: {0}")]
+    InvalidRequest(String),
+    /// Unknown or forbidden method.
+    #[error("Method not found: {0}")]
+    MethodNotFound(String),
+    /// Body over `MAX_BODY_BYTES`.
+    #[error("request body exceeds the limit of {0} bytes (MAX_BODY_BYTES)")]
+    BodyTooLarge(usize),
+    /// Per-client rate limit or gateway overload; retry after the given seconds.
+    #[error("{reason}; retry after {retry_after_s} s")]
+    TooManyRequests {
+        /// Why (rate limit or overload).
+        reason: String,
+        /// Seconds for `Retry-After`.
+        retry_after_s: u64,
+    },
+    /// No backend can serve this route now.
+    #[error("no routable backend for {route}: {why}")]
+    NoRoute {
+        /// Route label.
+        route: &'static str,
+        /// Each backend's reason, for the operator.
+        why: String,
+    },
+    /// Every attempt failed.
+    #[error("upstream failure: backend {backend}: {detail}")]
+    Upstream {
+        /// Name of the last backend tried.
+        backend: String,
+        /// What failed (kind, never a URL).
+        detail: String,
+    },
+    /// The whole-request deadline passed.
+    #[error("request deadline of {0} ms exceeded")]
+    Deadline(u128),
+    /// Missing or wrong admin token.
+    #[error("Unauthorized: a valid Authorization: Bearer token is required")]
+    Unauthorized,
+}
+
+impl ProxyError {
+    /// HTTP status for this error when it answers a whole request.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::Parse(_)
+            | ProxyError::InvalidRequest(_)
+            | ProxyError::MethodNotFound(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::NoRoute { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Unauthorized => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// JSON-RPC error code.
+    pub fn code(&self) -> i64 {
+        match self {
+            ProxyError::Parse(_) => -32700,
+            ProxyError::InvalidRequest(_) | ProxyError::BodyTooLarge(_) => -32600,
+            ProxyError::MethodNotFound(_) => -32601,
+            ProxyError::TooManyRequests { .. } => -32005,
+            ProxyError::NoRoute { .. } => -32001,
+            ProxyError::Upstream { .. } => -32002,
+            ProxyError::Deadline(_) => -32003,
+            ProxyError::Unauthorized => -32000,
+        }
+    }
+
+    /// Whether this is the gateway's or a node's fault (5xx), not the client's.
+    pub fn is_server_side(&self) -> bool {
+        self.status().is_server_error()
+    }
+
+    /// Short label for metrics (`rejected` reasons and outcomes).
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProxyError::Parse(_) => "parse_error",
+            ProxyError::InvalidRequest(_) => "invalid_request",
+            ProxyError::MethodNotFound(_) => "method_not_found",
+            ProxyError::BodyTooLarge(_) => "body_too_large",
+            ProxyError::TooManyRequests { .. } => "rate_limited",
+            ProxyError::NoRoute { .. } => "no_route",
+            ProxyError::Upstream { .. } => "upstream_failure",
+            ProxyError::Deadline(_) => "deadline",
+            ProxyError::Unauthorized => "unauthorized",
+        }
+    }
+
+    /// The JSON-RPC error object `{"code":..,"message":..}`.
+    pub fn to_outcome(&self) -> crate::jsonrpc::Outcome {
+        crate::jsonrpc::Outcome::error(self.code(), &self.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_follows_the_node_conventions() {
+        assert_eq!(
+            ProxyError::Parse("x".into()).status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(ProxyError::Parse("x".into()).code(), -32700);
+        assert_eq!(ProxyError::MethodNotFound("a".into()).code(), -32601);
+        assert_eq!(
+            ProxyError::BodyTooLarge(1).status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let nr = ProxyError::NoRoute {
+            route: "/",
+            why: "all lagging".into(),
+        };
+        assert_eq!(nr.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(nr.is_server_side());
+        assert!(!ProxyError::InvalidRequest("x".into()).is_server_side());
+    }
+}

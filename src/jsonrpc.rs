@@ -1,0 +1,327 @@
+//! JSON-RPC 2.0 envelopes: parsing client bodies into calls, encoding calls for a node, and
+//! decoding a node's answers. Ids and params stay raw JSON (`Box<RawValue>`) so the client's id
+//! is echoed byte for byte (numbers, strings, null) and params are never re-serialised.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// One parsed request item. `id` is `None` when the client sent no id key at all.
+#[derive(Debug)]
+pub struct Call {
+    /// The client's id, raw.
+    pub id: Option<Box<RawValue>>,
+    /// Method name as sent (`aztec_x` or `node_x` or anything else).
+    pub method: String,
+    /// Params, raw (`None` = absent, which the node treats as `[]`).
+    pub params: Option<Box<RawValue>>,
+}
+
+/// One item of a client body: a call, or an item that is not a valid request.
+#[derive(Debug)]
+pub enum Item {
+    /// A well-formed call.
+    Call(Call),
+    /// Not a request object; answered with -32600 and this id (or null).
+    Invalid {
+        /// Id if one could be read.
+        id: Option<Box<RawValue>>,
+        /// Why it is invalid.
+        reason: String,
+    },
+}
+
+/// A client body: one request or a batch.
+#[derive(Debug)]
+pub enum Body {
+    /// `{...}`
+    Single(Item),
+    /// `[...]`, at least one item.
+    Batch(Vec<Item>),
+}
+
+/// Why a body could not be read at all.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not JSON (-32700).
+    Parse(String),
+    /// JSON, but not an object or a non-empty array (-32600).
+    Invalid(String),
+}
+
+/// Keeps an explicit `null` id (absent key → `None`, `null` → `Some("null")`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct RawCall<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+}
+
+/// Parses a client body.
+///
+/// # Errors
+/// [`BodyError::Parse`] for malformed JSON, [`BodyError::Invalid`] for an empty batch or a
+/// scalar body.
+pub fn parse_body(bytes: &[u8]) -> Result<Body, BodyError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        Some(b'[') => {
+            let items: Vec<&RawValue> =
+                serde_json::from_slice(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
+            if items.is_empty() {
+                return Err(BodyError::Invalid("empty batch".into()));
+            }
+            Ok(Body::Batch(items.into_iter().map(parse_item).collect()))
+        }
+        Some(b'{') => {
+            let raw: &RawValue =
+                serde_json::from_slice(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
+            Ok(Body::Single(parse_item(raw)))
+        }
+        Some(_) => match serde_json::from_slice::<&RawValue>(bytes) {
+            Ok(_) => Err(BodyError::Invalid("body is not an object or array".into())),
+            Err(e) => Err(BodyError::Parse(e.to_string())),
+        },
+        None => Err(BodyError::Invalid("empty body".into())),
+    }
+}
+
+fn parse_item(raw: &RawValue) -> Item {
+    let Ok(call) = serde_json::from_str::<RawCall<'_>>(raw.get()) else {
+        return Item::Invalid {
+            id: None,
+            reason: "request is not an object".into(),
+        };
+    };
+    let id = call.id.map(RawValue::to_owned);
+    if let Some(i) = &id {
+        let s = i.get().as_bytes()[0];
+        if matches!(s, b'{' | b'[' | b't' | b'f') {
+            return Item::Invalid {
+                id: None,
+                reason: "id must be a number, string or null".into(),
+            };
+        }
+    }
+    match call.method {
+        Some(m) if !m.is_empty() => {
+            let params = call
+                .params
+                .filter(|p| p.get() != "null")
+                .map(RawValue::to_owned);
+            if let Some(p) = &params {
+                if !p.get().starts_with('[') {
+                    return Item::Invalid {
+                        id,
+                        reason: "params must be an array".into(),
+                    };
+                }
+            }
+            Item::Call(Call {
+                id,
+                method: m.into_owned(),
+                params,
+            })
+        }
+        _ => Item::Invalid {
+            id,
+            reason: "missing or empty method".into(),
+        },
+    }
+}
+
+/// Appends `{"jsonrpc":"2.0","id":<id>,"method":<method>,"params":<params>}` to `out`.
+pub fn encode_call(out: &mut Vec<u8>, id: &str, method: &str, params: Option<&RawValue>) {
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(b",\"method\":");
+    out.extend_from_slice(serde_json::to_string(method).unwrap_or_default().as_bytes());
+    out.extend_from_slice(b",\"params\":");
+    out.extend_from_slice(params.map_or("[]", RawValue::get).as_bytes());
+    out.push(b'}');
+}
+
+/// A node's answer to one call: a result (possibly absent → null) or an error object.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// `result`, raw; `None` when the node omitted it (undefined), which means null.
+    Result(Option<std::sync::Arc<RawValue>>),
+    /// `error`, raw object, with its code read out.
+    Error {
+        /// JSON-RPC error code.
+        code: i64,
+        /// The whole error object, raw.
+        raw: std::sync::Arc<RawValue>,
+    },
+}
+
+impl Outcome {
+    /// A gateway-made error object.
+    pub fn error(code: i64, message: &str) -> Outcome {
+        let text = serde_json::json!({"code": code, "message": message}).to_string();
+        Outcome::Error {
+            code,
+            raw: raw_arc(text),
+        }
+    }
+
+    /// The JSON text of the result, `None` for an error (absent result reads as `null`).
+    pub fn result_text(&self) -> Option<&str> {
+        match self {
+            Outcome::Result(Some(r)) => Some(r.get()),
+            Outcome::Result(None) => Some("null"),
+            Outcome::Error { .. } => None,
+        }
+    }
+}
+
+fn raw_arc(text: String) -> std::sync::Arc<RawValue> {
+    std::sync::Arc::from(RawValue::from_string(text).expect("valid json"))
+}
+
+#[derive(Deserialize)]
+struct RawAnswer<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ErrorCode {
+    code: i64,
+}
+
+/// A decoded node answer item: our id (as text) and the outcome.
+#[derive(Debug)]
+pub struct Answer {
+    /// The id the node echoed (our internal id), as JSON text.
+    pub id: Option<String>,
+    /// What the node said.
+    pub outcome: Outcome,
+}
+
+/// Decodes a node body: one answer object, or an array of them. `None` when the body is not
+/// JSON-RPC at all (garbage): that is a node failure, not an answer.
+pub fn decode_answers(bytes: &[u8]) -> Option<Vec<Answer>> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first == b'[' {
+        let items: Vec<RawAnswer<'_>> = serde_json::from_slice(bytes).ok()?;
+        items.into_iter().map(to_answer).collect()
+    } else {
+        let item: RawAnswer<'_> = serde_json::from_slice(bytes).ok()?;
+        Some(vec![to_answer(item)?])
+    }
+}
+
+fn to_answer(a: RawAnswer<'_>) -> Option<Answer> {
+    let outcome = match (a.result, a.error) {
+        (_, Some(e)) if e.get() != "null" => {
+            let code = serde_json::from_str::<ErrorCode>(e.get()).ok()?.code;
+            Outcome::Error {
+                code,
+                raw: std::sync::Arc::from(e.to_owned()),
+            }
+        }
+        (Some(r), _) => Outcome::Result(Some(std::sync::Arc::from(r.to_owned()))),
+        (None, _) => Outcome::Result(None),
+    };
+    Some(Answer {
+        id: a.id.map(|i| i.get().to_owned()),
+        outcome,
+    })
+}
+
+/// Appends one answer object for the client, with the client's id (no `id` key when the client
+/// sent none, as the node does).
+pub fn encode_answer(out: &mut Vec<u8>, id: Option<&RawValue>, outcome: &Outcome) {
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\"");
+    if let Some(id) = id {
+        out.extend_from_slice(b",\"id\":");
+        out.extend_from_slice(id.get().as_bytes());
+    }
+    match outcome {
+        Outcome::Result(r) => {
+            out.extend_from_slice(b",\"result\":");
+            out.extend_from_slice(r.as_deref().map_or("null", RawValue::get).as_bytes());
+        }
+        Outcome::Error { raw, .. } => {
+            out.extend_from_slice(b",\"error\":");
+            out.extend_from_slice(raw.get().as_bytes());
+        }
+    }
+    out.push(b'}');
+}
+
+/// Splits `aztec_getBlock` into (`aztec`, `getBlock`).
+pub fn split_method(method: &str) -> Option<(&str, &str)> {
+    method.split_once('_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calls(body: &str) -> Vec<Item> {
+        match parse_body(body.as_bytes()).unwrap() {
+            Body::Single(i) => vec![i],
+            Body::Batch(v) => v,
+        }
+    }
+
+    #[test]
+    fn ids_are_kept_raw() {
+        let items = calls(
+            r#"[{"id":0,"method":"a"},{"id":"x","method":"b"},{"id":null,"method":"c"},{"method":"d"}]"#,
+        );
+        let ids: Vec<Option<String>> = items
+            .iter()
+            .map(|i| match i {
+                Item::Call(c) => c.id.as_ref().map(|r| r.get().to_owned()),
+                Item::Invalid { .. } => panic!("valid"),
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                Some("0".into()),
+                Some("\"x\"".into()),
+                Some("null".into()),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_bodies() {
+        assert!(matches!(parse_body(b"{nope"), Err(BodyError::Parse(_))));
+        assert!(matches!(parse_body(b"[]"), Err(BodyError::Invalid(_))));
+        assert!(matches!(parse_body(b"42"), Err(BodyError::Invalid(_))));
+        assert!(matches!(parse_body(b""), Err(BodyError::Invalid(_))));
+        let items = calls(r#"[1, {"id":2}, {"id":3,"method":"m","params":{"a":1}}]"#);
+        assert!(items.iter().all(|i| matches!(i, Item::Invalid { .. })));
+    }
+
+    #[test]
+    fn answers_decode_and_encode() {
+        let a = decode_answers(br#"[{"jsonrpc":"2.0","id":1,"result":5},{"id":0,"error":{"code":-32601,"message":"x"}},{"id":2}]"#).unwrap();
+        assert_eq!(a.len(), 3);
+        assert!(matches!(a[1].outcome, Outcome::Error { code: -32601, .. }));
+        assert_eq!(a[2].outcome.result_text(), Some("null"));
+        assert!(decode_answers(b"<html>").is_none());
+        let mut out = Vec::new();
+        let id = RawValue::from_string("\"abc\"".into()).unwrap();
+        encode_answer(&mut out, Some(&id), &a[0].outcome);
+        assert_eq!(out, br#"{"jsonrpc":"2.0","id":"abc","result":5}"#);
+    }
+}

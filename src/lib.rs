@@ -1,0 +1,31 @@
+//! sentinel-proxy: an integrity-verifying JSON-RPC gateway and load balancer for Aztec nodes.
+//!
+//! # Layout (dependency order, bottom-up)
+//! - [`config`]: environment / `.env` / TOML → validated [`config::Config`].
+//! - [`jsonrpc`], [`methods`], [`error`]: envelopes, the one method table, the one error mapping.
+//! - [`integrity`]: pure sentinel-history analysis (scores, kinds, consensus).
+//! - [`upstream`]: backends, live counters, circuit breakers, the `ArcSwap` snapshot pool.
+//! - [`health`], [`monitor`]: probing nodes; the one background writer of the pool.
+//! - [`selection`]: pure choice of a node (tiers + power of two choices).
+//! - [`forward`], [`dispatch`]: the pooled client; one group of calls with failover.
+//! - [`proxy`]: the request path; [`ratelimit`], [`metrics`], [`status`]: limits and insight.
+//! - [`server`], [`gateway`]: HTTP surfaces and wiring; [`simulator`]: the simulated Aztec node.
+
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod forward;
+pub mod gateway;
+pub mod health;
+pub mod integrity;
+pub mod jsonrpc;
+pub mod methods;
+pub mod metrics;
+pub mod monitor;
+pub mod proxy;
+pub mod ratelimit;
+pub mod selection;
+pub mod server;
+pub mod simulator;
+pub mod status;
+pub mod upstream;

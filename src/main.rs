@@ -1,0 +1,224 @@
+//! `sentinel-proxy` command line: `serve` (default), `demo`, `simulate`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sentinel_proxy::config::{Config, LogFormat, Sources};
+use sentinel_proxy::gateway;
+use sentinel_proxy::simulator::{self, SimConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Integrity-verifying JSON-RPC gateway and load balancer for Aztec nodes.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file (keys are the environment variable names in snake_case).
+    #[arg(long, global = true)]
+    config: Option<std::path::PathBuf>,
+    /// Print the effective configuration (secrets redacted) and exit.
+    #[arg(long, global = true)]
+    print_config: bool,
+    /// Validate the configuration and exit (status 0 when valid).
+    #[arg(long, global = true)]
+    check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway in front of SENTINEL_BACKENDS (the default).
+    Serve,
+    /// Run four simulated Aztec nodes and the gateway in front of them.
+    Demo,
+    /// Run one simulated Aztec node.
+    Simulate {
+        /// Listen port on 127.0.0.1 (0 = any free port).
+        #[arg(long, default_value_t = 8081)]
+        port: u16,
+        /// Profile: archiver, pruned, gapped, corrupted, lagging, disabled, v3, v4, v5, v6.
+        #[arg(long, default_value = "archiver")]
+        profile: String,
+        /// Listen address (default 127.0.0.1).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
+}
+
+fn load_sources(cli: &Cli) -> anyhow::Result<Sources> {
+    let _ = dotenvy::dotenv();
+    let mut src = Sources::default();
+    if let Some(path) = &cli.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        src.add_toml(&text);
+    }
+    src.add_env(std::env::vars());
+    Ok(src)
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            format!("sentinel_proxy={0},{0}", config.log_level).replace(",info", ",warn"),
+        )
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match config.log_format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async_main(cli))
+}
+
+async fn async_main(cli: Cli) -> anyhow::Result<()> {
+    let src = load_sources(&cli)?;
+    match cli.command {
+        None | Some(Command::Serve) => serve(&cli, &src).await,
+        Some(Command::Demo) => demo(&cli, src).await,
+        Some(Command::Simulate {
+            port,
+            ref profile,
+            ref host,
+        }) => simulate(host, port, profile).await,
+    }
+}
+
+fn validated(cli: &Cli, src: &Sources, demo: bool) -> anyhow::Result<Option<Config>> {
+    let config = match Config::from_sources(src, demo) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if cli.print_config {
+        print!("{}", config.describe());
+        return Ok(None);
+    }
+    if cli.check_config {
+        println!(
+            "configuration is valid ({} backend(s))",
+            config.backends.len()
+        );
+        return Ok(None);
+    }
+    Ok(Some(config))
+}
+
+async fn serve(cli: &Cli, src: &Sources) -> anyhow::Result<()> {
+    let Some(config) = validated(cli, src, false)? else {
+        return Ok(());
+    };
+    init_tracing(&config);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, backends = config.backends.len(), "sentinel-proxy serving");
+    let cancel = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(cancel.clone()));
+    gateway::run(config, listener, cancel).await?;
+    Ok(())
+}
+
+/// Starts the demo fleet, then the gateway in front of it.
+async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
+    let genesis = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+    let cancel = CancellationToken::new();
+    let mut backends = Vec::new();
+    for sim in simulator::demo_fleet(genesis) {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        backends.push(format!("{}=http://{}", sim.name, listener.local_addr()?));
+        let c = cancel.clone();
+        tokio::spawn(async move { simulator::serve(listener, sim, c).await });
+    }
+    src.set("SENTINEL_BACKENDS", backends.join(","));
+    for (key, value) in [
+        ("HEALTH_CHECK_INTERVAL_MS", "2000"),
+        ("INTEGRITY_CHECK_INTERVAL_MS", "10000"),
+    ] {
+        if std::env::var(key).is_err() {
+            src.set(key, value);
+        }
+    }
+    let Some(config) = validated(cli, &src, true)? else {
+        return Ok(());
+    };
+    init_tracing(&config);
+    let listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!(
+            "binding {} (set PROXY_PORT to use another port)",
+            config.listen
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    println!("sentinel-proxy demo: 4 simulated Aztec nodes behind the gateway");
+    for b in &config.backends {
+        println!("  node {:<12} {}", b.name, b.url);
+    }
+    println!(
+        "gateway    http://{host}:{}/   (also /archiver and /pruned)",
+        addr.port()
+    );
+    println!("dashboard  http://{host}:{}/dashboard", addr.port());
+    println!("health     http://{host}:{}/health", addr.port());
+    println!("try: curl -s http://{host}:{}/ -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"aztec_getBlockNumber\"}}'", addr.port());
+    tokio::spawn(shutdown_on_signal(cancel.clone()));
+    gateway::run(config, listener, cancel).await?;
+    Ok(())
+}
+
+async fn simulate(host: &str, port: u16, profile: &str) -> anyhow::Result<()> {
+    let mut sim = SimConfig::profile(profile).with_context(|| {
+        format!("unknown profile {profile:?}: expected archiver, pruned, gapped, corrupted, lagging, disabled, v3, v4, v5 or v6")
+    })?;
+    sim.genesis_unix_ms = 1_767_225_600_000; // 2026-01-01: separate simulator processes share one chain clock
+    let listener = TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("binding {host}:{port}"))?;
+    println!(
+        "simulated Aztec node ({profile}) on http://{}/ — faults at /control",
+        listener.local_addr()?
+    );
+    let cancel = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(cancel.clone()));
+    simulator::serve(listener, sim, cancel).await?;
+    Ok(())
+}
+
+/// Cancels on SIGINT or SIGTERM.
+async fn shutdown_on_signal(cancel: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    cancel.cancel();
+}

@@ -1,0 +1,404 @@
+//! The one background writer of the pool. Every `HEALTH_CHECK_INTERVAL_MS` it probes all
+//! backends in parallel, computes the corroborated tip and each node's lag, checks network
+//! identity, and publishes one new [`Snapshot`]. Every `INTEGRITY_CHECK_INTERVAL_MS` it fetches
+//! each ready node's validator stats (bounded by `MAX_STATS_BYTES`), analyses them off the async
+//! threads, applies cross-node consensus and publishes again. Tests call [`Monitor::run_once`]
+//! and [`Monitor::check_integrity`] directly instead of waiting for the loop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::future::join_all;
+use tokio::time::{interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::forward::HttpClient;
+use crate::health::{self, Probe, TipsMethod};
+use crate::integrity::{self, Analysis, IntegrityParams, IntegrityStatus};
+use crate::upstream::{BackendView, Health, Integrity, Namespace, Pool, Snapshot};
+
+/// The monitor task's private state (only it touches this).
+#[derive(Debug)]
+pub struct Monitor {
+    config: Arc<Config>,
+    pool: Arc<Pool>,
+    client: HttpClient,
+    /// Learned tips method per backend.
+    tips: Vec<TipsMethod>,
+    /// Integrity parameters, possibly auto-detected.
+    params: IntegrityParams,
+    /// Epoch parameters already read from a node.
+    detected: bool,
+}
+
+impl Monitor {
+    /// A monitor over `pool`.
+    pub fn new(config: Arc<Config>, pool: Arc<Pool>, client: HttpClient) -> Monitor {
+        let n = pool.snapshot().backends.len();
+        let params = config.integrity.clone();
+        Monitor {
+            config,
+            pool,
+            client,
+            tips: vec![TipsMethod::default(); n],
+            params,
+            detected: false,
+        }
+    }
+
+    /// Runs both loops until `cancel`. The first probe and analysis happen at once.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut health_tick = interval(self.config.health_interval);
+        let mut integrity_tick = interval(self.config.integrity_interval);
+        health_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        integrity_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        health_tick.tick().await;
+        self.run_once().await;
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = health_tick.tick() => self.run_once().await,
+                _ = integrity_tick.tick() => self.check_integrity().await,
+            }
+        }
+    }
+
+    /// One health pass: probe every backend, publish.
+    pub async fn run_once(&mut self) {
+        let snap = self.pool.snapshot();
+        let timeout = self.config.attempt_timeout.min(
+            self.config
+                .health_interval
+                .max(std::time::Duration::from_secs(1)),
+        );
+        let client = &self.client;
+        let probes = snap
+            .backends
+            .iter()
+            .zip(self.tips.iter_mut())
+            .map(|(v, tips)| {
+                let backend = Arc::clone(&v.backend);
+                async move { health::probe(client, &backend, tips, timeout).await }
+            });
+        let results: Vec<Result<Probe, String>> = join_all(probes).await;
+        let next = assess(&self.config, &snap, &results);
+        self.pool.publish(next);
+    }
+
+    /// One integrity pass over every ready backend, then consensus, then publish.
+    pub async fn check_integrity(&mut self) {
+        self.detect_epoch_params().await;
+        let snap = self.pool.snapshot();
+        let fetches = snap.backends.iter().map(|v| self.analyse_one(v));
+        let results: Vec<Option<Result<Analysis, String>>> = join_all(fetches).await;
+        let mut good: Vec<(String, Analysis)> = Vec::new();
+        let mut slot_of: Vec<Option<usize>> = vec![None; results.len()];
+        let mut errors: Vec<Option<String>> = vec![None; results.len()];
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Some(Ok(a)) => {
+                    slot_of[i] = Some(good.len());
+                    good.push((snap.backends[i].backend.name.clone(), a));
+                }
+                Some(Err(e)) => errors[i] = Some(e),
+                None => {}
+            }
+        }
+        integrity::apply_consensus(&mut good, &self.params);
+        let now = unix_now();
+        let backends = snap
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let mut integrity = v.integrity.clone();
+                if let Some(j) = slot_of[i] {
+                    integrity = Integrity {
+                        verdict: good[j].1.verdict.clone(),
+                        checked_at: Some(now),
+                        error: None,
+                    };
+                } else if let Some(e) = errors[i].take() {
+                    integrity.error = Some(e);
+                }
+                log_verdict_change(v, &integrity);
+                BackendView {
+                    integrity,
+                    ..v.clone()
+                }
+            })
+            .collect();
+        self.pool.publish(Snapshot {
+            backends,
+            best_tip: snap.best_tip,
+            finalized: snap.finalized,
+        });
+    }
+
+    /// Fetches and analyses one backend's stats; `None` when it is not ready (not checked).
+    async fn analyse_one(&self, v: &BackendView) -> Option<Result<Analysis, String>> {
+        if !v.health.ready {
+            return None;
+        }
+        let calls = [(health::full_name(&v.backend, "getValidatorsStats"), "[]")];
+        let fetched = health::call_batch(
+            &self.client,
+            &v.backend,
+            &calls,
+            self.config.request_timeout,
+            self.config.max_stats_bytes,
+        )
+        .await;
+        let body = match fetched {
+            Ok((reply, _)) => reply.body,
+            Err(e) => return Some(Err(format!("fetching validator stats failed: {e}"))),
+        };
+        let params = self.params.clone();
+        let analysed =
+            tokio::task::spawn_blocking(move || integrity::analyse_response(&body, &params)).await;
+        Some(match analysed {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => Err(format!("analysis failed: {e}")),
+            Err(e) => Err(format!("analysis task failed: {e}")),
+        })
+    }
+
+    /// Reads `epochDuration` / `targetCommitteeSize` from a v5+ node unless configured.
+    async fn detect_epoch_params(&mut self) {
+        let (slots_set, validators_set) = self.config.epoch_params_explicit;
+        if self.detected || (slots_set && validators_set) {
+            return;
+        }
+        let snap = self.pool.snapshot();
+        let Some(v) = snap
+            .backends
+            .iter()
+            .find(|v| v.health.ready && v.backend.namespace() == Namespace::Aztec)
+        else {
+            return;
+        };
+        let calls = [("aztec_getL1Constants".to_owned(), "[]")];
+        let Ok((_, outcomes)) = health::call_batch(
+            &self.client,
+            &v.backend,
+            &calls,
+            self.config.attempt_timeout,
+            1 << 20,
+        )
+        .await
+        else {
+            return;
+        };
+        let Some(text) = outcomes[0].result_text() else {
+            return;
+        };
+        let Ok(c) = serde_json::from_str::<serde_json::Value>(text) else {
+            return;
+        };
+        if let (false, Some(s)) = (
+            slots_set,
+            c.get("epochDuration").and_then(serde_json::Value::as_u64),
+        ) {
+            self.params.slots_per_epoch = s.max(1);
+        }
+        if let (false, Some(e)) = (
+            validators_set,
+            c.get("targetCommitteeSize")
+                .and_then(serde_json::Value::as_u64),
+        ) {
+            self.params.expected_validators = e.max(1);
+        }
+        self.detected = true;
+        tracing::info!(slots_per_epoch = self.params.slots_per_epoch, expected_validators = self.params.expected_validators, backend = %v.backend.name, "epoch parameters detected");
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The corroborated tip: the second-highest when three or more nodes report, else the highest,
+/// so one node running ahead (or lying) cannot quarantine the others.
+pub fn corroborated_tip(mut tips: Vec<u64>) -> Option<u64> {
+    tips.sort_unstable_by(|a, b| b.cmp(a));
+    match tips.len() {
+        0 => None,
+        1 | 2 => Some(tips[0]),
+        _ => Some(tips[1]),
+    }
+}
+
+/// The rollup version every node must report: configured, else the most common one.
+fn expected_rollup(config: &Config, probes: &[Result<Probe, String>]) -> Option<u64> {
+    if config.expected_rollup_version.is_some() {
+        return config.expected_rollup_version;
+    }
+    let mut counts: HashMap<u64, usize> = HashMap::new();
+    for p in probes.iter().flatten().filter(|p| p.ready) {
+        if let Some(v) = p.rollup_version {
+            *counts.entry(v).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|&(v, n)| (n, std::cmp::Reverse(v)))
+        .map(|(v, _)| v)
+}
+
+/// Turns probe results into the next snapshot (pure).
+pub fn assess(config: &Config, prev: &Snapshot, probes: &[Result<Probe, String>]) -> Snapshot {
+    let rollup = expected_rollup(config, probes);
+    let on_network =
+        |p: &Probe| rollup.is_none() || p.rollup_version.is_none() || p.rollup_version == rollup;
+    let tips: Vec<u64> = probes
+        .iter()
+        .flatten()
+        .filter(|p| p.ready && on_network(p))
+        .filter_map(|p| p.tips.map(|t| t.proposed))
+        .collect();
+    let best = corroborated_tip(tips);
+    let finalized = probes
+        .iter()
+        .flatten()
+        .filter_map(|p| p.tips?.finalized)
+        .max();
+    let backends = prev
+        .backends
+        .iter()
+        .zip(probes)
+        .map(|(v, p)| {
+            let health = judge(config, p, best, rollup, &v.health);
+            log_health_change(v, &health);
+            BackendView {
+                health,
+                ..v.clone()
+            }
+        })
+        .collect();
+    Snapshot {
+        backends,
+        best_tip: best,
+        finalized,
+    }
+}
+
+/// Health of one backend from its probe.
+fn judge(
+    config: &Config,
+    probe: &Result<Probe, String>,
+    best: Option<u64>,
+    rollup: Option<u64>,
+    prev: &Health,
+) -> Health {
+    let p = match probe {
+        Ok(p) => p,
+        Err(e) => {
+            return Health {
+                reason: Some(format!("probe failed: {e}")),
+                ..prev.clone_identity()
+            };
+        }
+    };
+    let tip = p.tips.map(|t| t.proposed);
+    let lag = match (best, tip) {
+        (Some(b), Some(t)) => Some(b.saturating_sub(t)),
+        _ => None,
+    };
+    let reason = if !p.ready {
+        Some("not ready (isReady returned false)".to_owned())
+    } else {
+        match (rollup, p.rollup_version) {
+            (Some(want), Some(got)) if want != got => {
+                Some(format!("on rollup version {got}, expected {want}"))
+            }
+            _ => None,
+        }
+    };
+    let reason = reason.or_else(|| match (p.tips, lag) {
+        (None, _) => Some("tips unreadable".to_owned()),
+        (Some(t), _) if t.proposed == 0 => Some("tip is 0 (not synced)".to_owned()),
+        (Some(t), _) if t.proven.is_some_and(|pr| pr > t.proposed) => {
+            Some("proven tip above proposed tip".to_owned())
+        }
+        (_, Some(l)) if l > config.max_block_lag => Some(format!(
+            "lagging {l} blocks behind tip {} (MAX_BLOCK_LAG {})",
+            best.unwrap_or(0),
+            config.max_block_lag
+        )),
+        _ => None,
+    });
+    Health {
+        known: true,
+        ready: p.ready,
+        tip,
+        proven: p.tips.and_then(|t| t.proven),
+        finalized: p.tips.and_then(|t| t.finalized),
+        oldest_historic: p.oldest_historic,
+        lag,
+        probe_ms: Some((p.latency.as_secs_f64() * 100_000.0).round() / 100.0),
+        rollup_version: p.rollup_version,
+        l1_chain_id: p.l1_chain_id,
+        package_version: p.package_version.clone(),
+        healthy: reason.is_none(),
+        reason,
+    }
+}
+
+impl Health {
+    /// A failed probe keeps what we knew about the node's identity but is not healthy.
+    fn clone_identity(&self) -> Health {
+        Health {
+            known: self.known,
+            rollup_version: self.rollup_version,
+            l1_chain_id: self.l1_chain_id,
+            package_version: self.package_version.clone(),
+            tip: self.tip,
+            ..Health::default()
+        }
+    }
+}
+
+fn log_health_change(prev: &BackendView, next: &Health) {
+    let name = &prev.backend.name;
+    match (prev.health.healthy, next.healthy) {
+        (true, false) => {
+            tracing::warn!(backend = %name, reason = next.reason.as_deref().unwrap_or(""), "backend became unroutable")
+        }
+        (false, true) => tracing::info!(backend = %name, tip = next.tip, "backend became routable"),
+        (false, false) if prev.health.reason != next.reason && prev.health.known => {
+            tracing::info!(backend = %name, reason = next.reason.as_deref().unwrap_or(""), "backend still unroutable");
+        }
+        _ => {}
+    }
+}
+
+fn log_verdict_change(prev: &BackendView, next: &Integrity) {
+    let (a, b) = (&prev.integrity.verdict, &next.verdict);
+    if a.status != b.status || a.kind != b.kind {
+        let level_bad = b.status == IntegrityStatus::Bad;
+        if level_bad {
+            tracing::warn!(backend = %prev.backend.name, score = b.score, status = ?b.status, kind = ?b.kind, inconsistent = ?b.inconsistent_epochs, missing = ?b.missing_epochs, "integrity verdict changed");
+        } else {
+            tracing::info!(backend = %prev.backend.name, score = b.score, status = ?b.status, kind = ?b.kind, "integrity verdict changed");
+        }
+    }
+    if next.error.is_some() && prev.integrity.error != next.error {
+        tracing::warn!(backend = %prev.backend.name, error = next.error.as_deref().unwrap_or(""), "integrity check failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corroborated_tip_ignores_one_runaway() {
+        assert_eq!(corroborated_tip(vec![]), None);
+        assert_eq!(corroborated_tip(vec![5, 9]), Some(9));
+        assert_eq!(corroborated_tip(vec![100, 1_000_000, 99]), Some(100));
+    }
+}

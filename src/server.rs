@@ -1,0 +1,266 @@
+//! HTTP surfaces: [`AppState`], the router ([`app`]) and [`serve`] with graceful shutdown.
+//! `POST /`, `/archiver`, `/pruned` carry JSON-RPC; `GET /health`, `/ready`, `/live`,
+//! `/metrics` and `/dashboard` are for operators.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use http_body_util::{BodyExt, Limited};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::error::ProxyError;
+use crate::forward::{self, HttpClient};
+use crate::methods::Policy;
+use crate::metrics::Metrics;
+use crate::proxy::{self, RpcResponse};
+use crate::ratelimit::RateLimiter;
+use crate::selection::Route;
+use crate::status;
+use crate::upstream::Pool;
+
+/// Shared state of one gateway; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+/// What [`AppState`] holds.
+#[derive(Debug)]
+pub struct Inner {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Backend pool (read per request, published by the monitor).
+    pub pool: Arc<Pool>,
+    /// The one pooled HTTP client.
+    pub client: HttpClient,
+    /// Method allow / deny policy.
+    pub policy: Policy,
+    /// Metrics registry and handles.
+    pub metrics: Arc<Metrics>,
+    /// Read-your-writes pins: tx hash → backend index (bounded, expiring).
+    pub sticky: moka::sync::Cache<String, usize>,
+    /// Requests served at once (overload → 429).
+    pub in_flight: Arc<Semaphore>,
+    /// Per-client rate limiter.
+    pub limiter: RateLimiter,
+    /// When the gateway started.
+    pub started: std::time::Instant,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state for a configuration and pool.
+    pub fn new(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>) -> AppState {
+        let policy = Policy::new(&config.allow_methods, &config.deny_methods);
+        AppState(Arc::new(Inner {
+            client: forward::client(),
+            policy,
+            sticky: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(1800))
+                .build(),
+            in_flight: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+            limiter: RateLimiter::new(&config),
+            started: std::time::Instant::now(),
+            metrics,
+            pool,
+            config,
+        }))
+    }
+
+    /// The failover dispatcher over this state.
+    pub fn dispatcher(&self) -> Dispatcher<'_> {
+        Dispatcher {
+            pool: &self.pool,
+            client: &self.client,
+            metrics: &self.metrics,
+            max_retries: self.config.max_retries,
+            attempt_timeout: self.config.attempt_timeout,
+        }
+    }
+}
+
+/// The router of every surface.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", post(rpc_root).get(not_post))
+        .route("/archiver", post(rpc_archiver).get(not_post))
+        .route("/pruned", post(rpc_pruned).get(not_post))
+        .route("/health", get(status::health))
+        .route("/ready", get(status::ready))
+        .route("/live", get(status::live))
+        .route("/metrics", get(status::metrics))
+        .route("/dashboard", get(status::dashboard))
+        .with_state(state)
+}
+
+async fn rpc_root(s: State<AppState>, c: ConnectInfo<SocketAddr>, r: Request<Body>) -> Response {
+    rpc(s, c, Route::Any, r).await
+}
+async fn rpc_archiver(
+    s: State<AppState>,
+    c: ConnectInfo<SocketAddr>,
+    r: Request<Body>,
+) -> Response {
+    rpc(s, c, Route::Archiver, r).await
+}
+async fn rpc_pruned(s: State<AppState>, c: ConnectInfo<SocketAddr>, r: Request<Body>) -> Response {
+    rpc(s, c, Route::Pruned, r).await
+}
+
+async fn not_post() -> Response {
+    let mut r = (
+        StatusCode::METHOD_NOT_ALLOWED,
+        "JSON-RPC needs POST; see /dashboard or /health\n",
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    r
+}
+
+/// One JSON-RPC HTTP request: limits, body, then [`proxy::handle`].
+async fn rpc(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    route: Route,
+    req: Request<Body>,
+) -> Response {
+    let request_id = request_id(req.headers());
+    let span = tracing::debug_span!("rpc", request_id = %request_id, route = route.as_str());
+    let resp = async {
+        let client = client_ip(&app, peer.ip(), req.headers());
+        if let Err(e) = app.limiter.check(client) {
+            app.metrics.rate_limited.inc();
+            return proxy::reject(&app, &e);
+        }
+        let Ok(_permit) = app.in_flight.clone().try_acquire_owned() else {
+            let e = ProxyError::TooManyRequests {
+                reason: "gateway overloaded (MAX_CONCURRENT_REQUESTS)".into(),
+                retry_after_s: 1,
+            };
+            return proxy::reject(&app, &e);
+        };
+        let body = match read_body(req, app.config.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return proxy::reject(&app, &e),
+        };
+        let resp = proxy::handle(&app, route, &body, &request_id).await;
+        tracing::debug!(status = resp.status.as_u16(), backend = ?resp.backends, "served");
+        resp
+    }
+    .instrument(span)
+    .await;
+    into_http(resp, &request_id)
+}
+
+async fn read_body(req: Request<Body>, limit: usize) -> Result<bytes::Bytes, ProxyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ProxyError::BodyTooLarge(limit));
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ProxyError::BodyTooLarge(limit))
+        }
+        Err(e) => Err(ProxyError::InvalidRequest(format!(
+            "could not read body: {e}"
+        ))),
+    }
+}
+
+fn into_http(r: RpcResponse, request_id: &str) -> Response {
+    let mut resp = Response::new(Body::from(r.body));
+    *resp.status_mut() = r.status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (k, v) in r.headers {
+        h.insert(k, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-request-id", v);
+    }
+    if !r.backends.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&r.backends.join(",")) {
+            h.insert("x-sentinel-backend", v);
+        }
+    }
+    if r.fallback {
+        h.insert("x-sentinel-fallback", HeaderValue::from_static("archiver"));
+    }
+    if let Some(s) = r.retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    resp
+}
+
+/// The client's `x-request-id` when sane (≤ 128 chars of `[A-Za-z0-9._:-]`), else a new one.
+pub fn request_id(headers: &HeaderMap) -> String {
+    let given = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 128
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        });
+    match given {
+        Some(s) => s.to_owned(),
+        None => format!("{:016x}", rand::random::<u64>()),
+    }
+}
+
+/// The client address: the peer, or the first untrusted hop of `X-Forwarded-For` when the peer
+/// is a trusted proxy.
+fn client_ip(app: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let trusted = |ip: &IpAddr| app.config.trusted_proxies.iter().any(|n| n.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) else {
+        return peer;
+    };
+    xff.rsplit(',')
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .find(|ip| !trusted(ip))
+        .unwrap_or(peer)
+}
+
+/// Serves `router` on `listener` until `cancel`, then lets in-flight requests finish.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
+}

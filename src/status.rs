@@ -1,0 +1,276 @@
+//! Operator surfaces: the `/health` document (SPEC §6) built from the snapshot and counters,
+//! `/ready` (200 only with a routable backend), `/live`, `/metrics` and `/dashboard`.
+//! With `ADMIN_TOKEN` set, `/health` details, `/metrics` and `/dashboard` need
+//! `Authorization: Bearer <token>`; `/ready`, `/live` and the bare `/health` status do not.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+
+use crate::integrity::{EpochReport, IntegrityStatus, NodeKind};
+use crate::server::AppState;
+use crate::upstream::stats::LatencySummary;
+use crate::upstream::{BackendView, CircuitState};
+
+/// The `/health` document.
+#[derive(Debug, Serialize)]
+pub struct HealthDoc {
+    /// `healthy` (all routable), `degraded` (some), `unhealthy` (none).
+    pub status: &'static str,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// Corroborated best tip.
+    pub best_tip: Option<u64>,
+    /// Request totals.
+    pub totals: Totals,
+    /// Every backend.
+    pub backends: Vec<BackendDoc>,
+}
+
+/// Request totals.
+#[derive(Debug, Serialize, Default)]
+pub struct Totals {
+    /// Request items served.
+    pub requests: u64,
+    /// Items answered with a gateway error.
+    pub errors: u64,
+    /// errors / requests.
+    pub error_rate: f64,
+    /// Cache hits (all tiers).
+    pub cache_hits: u64,
+    /// Coalesced items.
+    pub coalesced: u64,
+    /// Retries.
+    pub retries: u64,
+    /// Rate-limited requests.
+    pub rate_limited: u64,
+}
+
+/// One backend in `/health`.
+#[derive(Debug, Serialize)]
+pub struct BackendDoc {
+    /// Display name.
+    pub name: String,
+    /// Redacted URL.
+    pub url: String,
+    /// `isReady` true at the last probe.
+    pub ready: bool,
+    /// Routable now.
+    pub routable: bool,
+    /// Why not routable.
+    pub reason: Option<String>,
+    /// Proposed tip.
+    pub tip: Option<u64>,
+    /// Proven tip.
+    pub proven: Option<u64>,
+    /// Blocks behind the corroborated tip.
+    pub lag: Option<u64>,
+    /// Circuit state.
+    pub circuit: CircuitState,
+    /// `archiver` or `pruned` (from integrity).
+    pub kind: NodeKind,
+    /// Node software version.
+    pub version: Option<String>,
+    /// Rollup version reported.
+    pub rollup_version: Option<u64>,
+    /// Request latency.
+    pub latency_ms: LatencySummary,
+    /// Attempts sent.
+    pub requests: u64,
+    /// Failed attempts.
+    pub errors: u64,
+    /// Requests in flight.
+    pub in_flight: u32,
+    /// Integrity block.
+    pub integrity: IntegrityDoc,
+}
+
+/// Integrity block of one backend.
+#[derive(Debug, Serialize)]
+pub struct IntegrityDoc {
+    /// 0..100.
+    pub score: u8,
+    /// perfect / good / bad / unknown.
+    pub status: IntegrityStatus,
+    /// History depth in epochs.
+    pub depth_epochs: u64,
+    /// Window epochs without records.
+    pub missing_epochs: Vec<u64>,
+    /// Window epochs scoring below 100.
+    pub inconsistent_epochs: Vec<u64>,
+    /// Unix seconds of the last successful analysis.
+    pub checked_at: Option<u64>,
+    /// Why the last fetch or analysis failed.
+    pub error: Option<String>,
+    /// Why the verdict is what it is (e.g. sentinel disabled).
+    pub reason: Option<String>,
+    /// Per-epoch results.
+    pub epochs: Vec<EpochReport>,
+}
+
+fn backend_doc(v: &BackendView) -> BackendDoc {
+    let b = &v.backend;
+    let i = &v.integrity;
+    BackendDoc {
+        name: b.name.clone(),
+        url: b.shown_url.clone(),
+        ready: v.health.ready,
+        routable: v.routable(),
+        reason: v.reason(),
+        tip: v.health.tip,
+        proven: v.health.proven,
+        lag: v.health.lag,
+        circuit: b.circuit.state(),
+        kind: i.verdict.kind,
+        version: v.health.package_version.clone(),
+        rollup_version: v.health.rollup_version,
+        latency_ms: b.stats.latency(),
+        requests: b.stats.requests(),
+        errors: b.stats.errors(),
+        in_flight: b.stats.in_flight(),
+        integrity: IntegrityDoc {
+            score: i.verdict.score,
+            status: i.verdict.status,
+            depth_epochs: i.verdict.depth_epochs,
+            missing_epochs: i.verdict.missing_epochs.clone(),
+            inconsistent_epochs: i.verdict.inconsistent_epochs.clone(),
+            checked_at: i.checked_at,
+            error: i.error.clone(),
+            reason: i.verdict.reason.clone(),
+            epochs: i.verdict.epochs.clone(),
+        },
+    }
+}
+
+/// Builds the `/health` document.
+pub fn health_doc(app: &AppState) -> HealthDoc {
+    let snap = app.pool.snapshot();
+    let backends: Vec<BackendDoc> = snap.backends.iter().map(backend_doc).collect();
+    let routable = backends.iter().filter(|b| b.routable).count();
+    let status = match routable {
+        0 => "unhealthy",
+        n if n == backends.len() => "healthy",
+        _ => "degraded",
+    };
+    HealthDoc {
+        status,
+        uptime_s: app.started.elapsed().as_secs(),
+        best_tip: snap.best_tip,
+        totals: totals(app),
+        backends,
+    }
+}
+
+fn totals(app: &AppState) -> Totals {
+    let m = &app.metrics;
+    let requests = m.served.get();
+    let errors = m.failed.get();
+    let cache_hits = [crate::metrics::Tier::Memory, crate::metrics::Tier::Redis]
+        .into_iter()
+        .map(|tier| {
+            m.cache_hits
+                .get_or_create(&crate::metrics::TierLabel { tier })
+                .get()
+        })
+        .sum();
+    Totals {
+        requests,
+        errors,
+        error_rate: if requests == 0 {
+            0.0
+        } else {
+            (errors as f64 / requests as f64 * 10_000.0).round() / 10_000.0
+        },
+        cache_hits,
+        coalesced: m.coalesced.get(),
+        retries: m.retries.get(),
+        rate_limited: m.rate_limited.get(),
+    }
+}
+
+fn authorized(app: &AppState, headers: &HeaderMap) -> bool {
+    let Some(token) = &app.config.admin_token else {
+        return true;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    given
+        .and_then(|g| g.strip_prefix("Bearer "))
+        .is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthorized() -> Response {
+    let mut r = (
+        StatusCode::UNAUTHORIZED,
+        "Authorization: Bearer <ADMIN_TOKEN> required\n",
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// `GET /health`.
+pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let doc = health_doc(&app);
+    let code = if doc.status == "unhealthy" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    if !authorized(&app, &headers) {
+        return (code, axum::Json(serde_json::json!({"status": doc.status}))).into_response();
+    }
+    (code, axum::Json(doc)).into_response()
+}
+
+/// `GET /ready`: 200 when at least one backend is routable.
+pub async fn ready(State(app): State<AppState>) -> Response {
+    let snap = app.pool.snapshot();
+    let n = snap.backends.iter().filter(|v| v.routable()).count();
+    if n > 0 {
+        (StatusCode::OK, format!("ready: {n} routable backend(s)\n")).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no routable backend\n",
+        )
+            .into_response()
+    }
+}
+
+/// `GET /live`.
+pub async fn live() -> &'static str {
+    "live\n"
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if !authorized(&app, &headers) {
+        return unauthorized();
+    }
+    app.metrics.observe_snapshot(&app.pool.snapshot());
+    let mut r = app.metrics.render().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+/// The dashboard page, embedded in the binary.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// `GET /dashboard`.
+pub async fn dashboard(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if !authorized(&app, &headers) {
+        return unauthorized();
+    }
+    Html(DASHBOARD).into_response()
+}

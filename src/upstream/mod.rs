@@ -1,0 +1,244 @@
+//! The backend pool. [`Backend`] is a node's identity plus live counters (written by the request
+//! path with atomics); [`Snapshot`] is the monitor's view of every backend's health and
+//! integrity, published whole through one `ArcSwap` ([`Pool`]) so a request reads one
+//! consistent view without a lock (pingora `Backends`, STYLE §4.4). Only the monitor publishes.
+
+pub mod circuit;
+pub mod stats;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use url::Url;
+
+use crate::config::{redact_url, BackendConfig, Config};
+use crate::integrity::{IntegrityStatus, NodeKind, Verdict};
+pub use circuit::{Circuit, CircuitState};
+pub use stats::Stats;
+
+/// Which public namespace a backend answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Namespace {
+    /// Not learned yet: send the client's name as is.
+    Unknown,
+    /// `aztec_*` works (v5+; `node_*` is an alias there).
+    Aztec,
+    /// Only `node_*` (v4 and older).
+    Node,
+}
+
+/// A node: identity plus live counters. Lives as long as the process; snapshots share it.
+#[derive(Debug)]
+pub struct Backend {
+    /// Position in the configured list (stable id).
+    pub index: usize,
+    /// Display name; the only name shown in headers, logs and metrics.
+    pub name: String,
+    /// Full URL (may carry credentials): used only to send requests.
+    pub url: Url,
+    /// Parsed target for the HTTP client.
+    pub uri: http::Uri,
+    /// Redacted URL for `/health` and the dashboard.
+    pub shown_url: String,
+    /// Live request statistics.
+    pub stats: Stats,
+    /// Circuit breaker.
+    pub circuit: Circuit,
+    /// Learned namespace (`Namespace` as u8), written by monitor and request path.
+    namespace: AtomicU8,
+}
+
+impl Backend {
+    /// A backend from its configuration.
+    pub fn new(index: usize, cfg: &BackendConfig, config: &Config) -> Backend {
+        Backend {
+            index,
+            name: cfg.name.clone(),
+            uri: cfg
+                .url
+                .as_str()
+                .parse()
+                .expect("validated url is a valid uri"),
+            shown_url: redact_url(&cfg.url),
+            url: cfg.url.clone(),
+            stats: Stats::default(),
+            circuit: Circuit::new(config.circuit_failures, config.circuit_cooldown),
+            namespace: AtomicU8::new(0),
+        }
+    }
+
+    /// The namespace learned so far.
+    pub fn namespace(&self) -> Namespace {
+        match self.namespace.load(Ordering::Relaxed) {
+            1 => Namespace::Aztec,
+            2 => Namespace::Node,
+            _ => Namespace::Unknown,
+        }
+    }
+
+    /// Records which namespace works.
+    pub fn set_namespace(&self, ns: Namespace) {
+        let v = match ns {
+            Namespace::Unknown => 0,
+            Namespace::Aztec => 1,
+            Namespace::Node => 2,
+        };
+        self.namespace.store(v, Ordering::Relaxed);
+    }
+
+    /// The method name to send to this backend for a client's method name.
+    pub fn translate<'a>(&self, method: &'a str) -> std::borrow::Cow<'a, str> {
+        match (self.namespace(), method.split_once('_')) {
+            (Namespace::Node, Some(("aztec", rest))) => format!("node_{rest}").into(),
+            _ => method.into(),
+        }
+    }
+}
+
+/// Result of the latest health probe of one backend, as published by the monitor.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Health {
+    /// Probed at least once successfully.
+    pub known: bool,
+    /// `isReady` answered true.
+    pub ready: bool,
+    /// Proposed tip.
+    pub tip: Option<u64>,
+    /// Proven tip.
+    pub proven: Option<u64>,
+    /// Finalized tip.
+    pub finalized: Option<u64>,
+    /// Oldest block whose world state the node still holds.
+    pub oldest_historic: Option<u64>,
+    /// Blocks behind the corroborated tip.
+    pub lag: Option<u64>,
+    /// Probe round-trip in ms.
+    pub probe_ms: Option<f64>,
+    /// Rollup version the node reports (`x-aztec-rollupVersion`).
+    pub rollup_version: Option<u64>,
+    /// L1 chain id the node reports.
+    pub l1_chain_id: Option<u64>,
+    /// Node software version (`x-aztec-packageVersion`).
+    pub package_version: Option<String>,
+    /// Ready, in sync and on the right network (circuit not included: it changes per request).
+    pub healthy: bool,
+    /// Why the backend is not healthy, for operators.
+    pub reason: Option<String>,
+}
+
+/// Integrity as published: the latest verdict plus the latest failure, with timestamps.
+#[derive(Clone, Debug, Serialize)]
+pub struct Integrity {
+    /// Latest verdict (status `unknown` before the first successful analysis).
+    pub verdict: Verdict,
+    /// Unix seconds of the last successful analysis.
+    pub checked_at: Option<u64>,
+    /// Why the last fetch or analysis failed, else `None`.
+    pub error: Option<String>,
+}
+
+impl Default for Integrity {
+    fn default() -> Self {
+        Integrity {
+            verdict: Verdict {
+                score: 0,
+                status: IntegrityStatus::Unknown,
+                kind: NodeKind::Pruned,
+                depth_epochs: 0,
+                missing_epochs: Vec::new(),
+                inconsistent_epochs: Vec::new(),
+                epochs: Vec::new(),
+                reason: Some("not analysed yet".into()),
+            },
+            checked_at: None,
+            error: None,
+        }
+    }
+}
+
+/// One backend as one request sees it.
+#[derive(Clone, Debug)]
+pub struct BackendView {
+    /// Identity and live counters.
+    pub backend: Arc<Backend>,
+    /// Latest probe result.
+    pub health: Health,
+    /// Latest integrity state.
+    pub integrity: Integrity,
+}
+
+impl BackendView {
+    /// Healthy and the circuit lets traffic through now.
+    pub fn routable(&self) -> bool {
+        self.health.healthy && self.backend.circuit.may_pass()
+    }
+
+    /// Why not routable (health reason, or the open circuit).
+    pub fn reason(&self) -> Option<String> {
+        if !self.health.healthy {
+            return self.health.reason.clone();
+        }
+        (!self.backend.circuit.may_pass()).then(|| "circuit open after consecutive failures".into())
+    }
+
+    /// Whether the integrity verdict says archiver.
+    pub fn is_archiver(&self) -> bool {
+        self.integrity.verdict.kind == NodeKind::Archiver
+            && self.integrity.verdict.status != IntegrityStatus::Unknown
+    }
+}
+
+/// Every backend's state, immutable once published.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// In configuration order.
+    pub backends: Vec<BackendView>,
+    /// Corroborated best tip.
+    pub best_tip: Option<u64>,
+    /// Highest finalized block any healthy node reports.
+    pub finalized: Option<u64>,
+}
+
+/// The shared pool: one `ArcSwap` of the current snapshot.
+#[derive(Debug)]
+pub struct Pool {
+    current: ArcSwap<Snapshot>,
+}
+
+impl Pool {
+    /// A pool whose backends all start unknown (not routable until probed).
+    pub fn new(config: &Config) -> Pool {
+        let backends = config
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| BackendView {
+                backend: Arc::new(Backend::new(i, b, config)),
+                health: Health {
+                    reason: Some("not probed yet".into()),
+                    ..Health::default()
+                },
+                integrity: Integrity::default(),
+            })
+            .collect();
+        Pool {
+            current: ArcSwap::from_pointee(Snapshot {
+                backends,
+                best_tip: None,
+                finalized: None,
+            }),
+        }
+    }
+
+    /// The current snapshot (one refcount bump).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replaces the snapshot. Only the monitor calls this.
+    pub fn publish(&self, next: Snapshot) {
+        self.current.store(Arc::new(next));
+    }
+}

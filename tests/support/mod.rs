@@ -1,0 +1,191 @@
+//! Test fixtures: a gateway on 127.0.0.1:0 in front of simulated Aztec nodes (the product's own
+//! simulator, driven through its fault switches), and a tiny JSON-RPC client.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sentinel_proxy::config::{Config, Sources};
+use sentinel_proxy::gateway;
+use sentinel_proxy::monitor::Monitor;
+use sentinel_proxy::server::{self, AppState};
+use sentinel_proxy::simulator::{ApiVersion, SimConfig, SimNode};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A simulated node for tests (frozen chain, healthy).
+pub async fn node(version: ApiVersion) -> SimNode {
+    SimNode::start(SimConfig::for_tests(version))
+        .await
+        .expect("simulator starts")
+}
+
+/// A gateway under test. The monitor loop is not running: tests call `probe()` /
+/// `check_integrity()` to advance it deterministically.
+pub struct TestProxy {
+    pub url: String,
+    pub state: AppState,
+    pub monitor: Monitor,
+    cancel: CancellationToken,
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl TestProxy {
+    /// A gateway in front of `nodes` with `Config::for_tests` plus `extra` settings.
+    pub async fn start(nodes: &[&SimNode], extra: &[(&str, &str)]) -> TestProxy {
+        let mut src = Sources::default();
+        let list: Vec<String> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("node-{i}={}", n.url))
+            .collect();
+        src.set("SENTINEL_BACKENDS", list.join(","));
+        for (k, v) in [
+            ("PROXY_LISTEN", "127.0.0.1:0"),
+            ("REQUEST_TIMEOUT_MS", "5000"),
+            ("ATTEMPT_TIMEOUT_MS", "1000"),
+            ("HEALTH_CHECK_INTERVAL_MS", "3600000"),
+            ("INTEGRITY_CHECK_INTERVAL_MS", "3600000"),
+            ("CIRCUIT_COOLDOWN_MS", "60000"),
+            ("SHUTDOWN_GRACE_MS", "1000"),
+        ] {
+            src.set(k, v);
+        }
+        for (k, v) in extra {
+            src.set(k, *v);
+        }
+        let config = Config::from_sources(&src, true).expect("valid test config");
+        let (state, monitor) = gateway::build(config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let cancel = CancellationToken::new();
+        let router = server::app(state.clone());
+        tokio::spawn(server::serve(listener, router, cancel.clone()));
+        let mut proxy = TestProxy {
+            url,
+            state,
+            monitor,
+            cancel,
+        };
+        proxy.probe().await;
+        proxy
+    }
+
+    /// One monitor health pass.
+    pub async fn probe(&mut self) {
+        self.monitor.run_once().await;
+    }
+
+    /// One monitor integrity pass.
+    pub async fn check_integrity(&mut self) {
+        self.monitor.check_integrity().await;
+    }
+
+    /// `/health` as JSON.
+    pub async fn health(&self) -> Value {
+        let r = get(&format!("{}/health", self.url)).await;
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    /// The `/health` entry of backend `i`.
+    pub async fn backend(&self, i: usize) -> Value {
+        self.health().await["backends"][i].clone()
+    }
+}
+
+/// A response as a test sees it.
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not json ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+}
+
+fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// POSTs a raw body.
+pub async fn post_raw(url: &str, body: impl Into<Bytes>, headers: &[(&str, &str)]) -> Reply {
+    let mut req = http::Request::post(url).header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client()
+        .request(req.body(Full::new(body.into())).unwrap())
+        .await
+        .expect("gateway answers");
+    let (parts, body) = resp.into_parts();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+/// POSTs a JSON value.
+pub async fn post(url: &str, body: Value) -> Reply {
+    post_raw(url, body.to_string(), &[]).await
+}
+
+/// One JSON-RPC call; returns the reply.
+pub async fn rpc(url: &str, method: &str, params: Value) -> Reply {
+    post(
+        url,
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+    )
+    .await
+}
+
+/// GET.
+pub async fn get(url: &str) -> Reply {
+    let req = http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = client().request(req).await.expect("gateway answers");
+    let (parts, body) = resp.into_parts();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+/// Polls `cond` until it holds or `patience` passes (for background effects only).
+pub async fn eventually<F, Fut>(patience: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

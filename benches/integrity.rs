@@ -47,27 +47,13 @@ fn histories() -> Vec<Vec<(u64, &'static str)>> {
             let slot = epoch * S + k;
             let proposer = committee[k as usize % E];
             let mined = rng.below(20) != 0;
-            history[proposer].push((
-                slot,
-                if mined {
-                    "checkpoint-mined"
-                } else {
-                    "blocks-missed"
-                },
-            ));
+            history[proposer].push((slot, if mined { "checkpoint-mined" } else { "blocks-missed" }));
             if !mined {
                 continue;
             }
             for &v in committee.iter().filter(|&&v| v != proposer) {
                 let sent = rng.below(50) != 0;
-                history[v].push((
-                    slot,
-                    if sent {
-                        "attestation-sent"
-                    } else {
-                        "attestation-missed"
-                    },
-                ));
+                history[v].push((slot, if sent { "attestation-sent" } else { "attestation-missed" }));
             }
         }
     }
@@ -95,12 +81,7 @@ fn document() -> (String, usize) {
     }
     let first = FIRST_EPOCH * S;
     let last = (FIRST_EPOCH + EPOCHS) * S;
-    let _ = write!(
-        out,
-        r#"}},"lastProcessedSlot":{last},"initialSlot":{},"slotWindow":{}}}"#,
-        first - 1,
-        EPOCHS * S
-    );
+    let _ = write!(out, r#"}},"lastProcessedSlot":{last},"initialSlot":{},"slotWindow":{}}}"#, first - 1, EPOCHS * S);
     (out, records)
 }
 

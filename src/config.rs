@@ -171,8 +171,7 @@ impl Sources {
         for (key, value) in table {
             let env = key.to_ascii_uppercase();
             if !KEYS.iter().any(|(k, _)| *k == env) {
-                self.problems
-                    .push(format!("config file: unknown key `{key}`"));
+                self.problems.push(format!("config file: unknown key `{key}`"));
                 continue;
             }
             let text = match value {
@@ -199,15 +198,11 @@ impl Sources {
 
     /// Sets one value (used by demo mode and tests).
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
-        self.values
-            .insert(key.to_owned(), (value.into(), "override"));
+        self.values.insert(key.to_owned(), (value.into(), "override"));
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.values
-            .get(key)
-            .map(|(v, _)| v.trim())
-            .filter(|v| !v.is_empty())
+        self.values.get(key).map(|(v, _)| v.trim()).filter(|v| !v.is_empty())
     }
 }
 
@@ -222,8 +217,7 @@ impl Reader<'_> {
         match self.src.get(key) {
             None => default,
             Some(v) => v.parse().unwrap_or_else(|_| {
-                self.problems
-                    .push(format!("{key}={v:?}: expected {allowed}"));
+                self.problems.push(format!("{key}={v:?}: expected {allowed}"));
                 default
             }),
         }
@@ -249,11 +243,7 @@ impl Reader<'_> {
 }
 
 fn split_list(v: &str) -> Vec<String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// Parses `SENTINEL_BACKENDS`: comma-separated `url` or `name=url` entries.
@@ -276,9 +266,7 @@ fn parse_backends(v: &str, problems: &mut Vec<String>) -> Vec<BackendConfig> {
         };
         let name = name.map_or_else(|| default_name(&url), str::to_owned);
         if out.iter().any(|b| b.name == name) {
-            problems.push(format!(
-                "SENTINEL_BACKENDS: duplicate backend name {name:?}"
-            ));
+            problems.push(format!("SENTINEL_BACKENDS: duplicate backend name {name:?}"));
             continue;
         }
         out.push(BackendConfig { name, url });
@@ -300,32 +288,24 @@ impl Config {
     /// # Errors
     /// Every invalid value, each with the variable, its value and what is allowed.
     pub fn from_sources(src: &Sources, demo: bool) -> Result<Config, ConfigError> {
-        let mut r = Reader {
-            src,
-            problems: src.problems.clone(),
-        };
+        let mut r = Reader { src, problems: src.problems.clone() };
         let port = r.ranged("PROXY_PORT", 8080, 0, 65535) as u16;
         let listen = match src.get("PROXY_LISTEN") {
             Some(v) => v.parse().unwrap_or_else(|_| {
-                r.problems.push(format!(
-                    "PROXY_LISTEN={v:?}: expected ip:port, e.g. 0.0.0.0:8080"
-                ));
+                r.problems.push(format!("PROXY_LISTEN={v:?}: expected ip:port, e.g. 0.0.0.0:8080"));
                 SocketAddr::from(([0, 0, 0, 0], port))
             }),
             None => SocketAddr::from(([0, 0, 0, 0], port)),
         };
         let log_level = src.get("LOG_LEVEL").unwrap_or("info").to_ascii_lowercase();
         if !["trace", "debug", "info", "warn", "error"].contains(&log_level.as_str()) {
-            r.problems.push(format!(
-                "LOG_LEVEL={log_level:?}: expected debug, info, warn or error"
-            ));
+            r.problems.push(format!("LOG_LEVEL={log_level:?}: expected debug, info, warn or error"));
         }
         let log_format = match src.get("LOG_FORMAT").unwrap_or("pretty") {
             "json" => LogFormat::Json,
             "pretty" | "text" => LogFormat::Pretty,
             v => {
-                r.problems
-                    .push(format!("LOG_FORMAT={v:?}: expected json or pretty"));
+                r.problems.push(format!("LOG_FORMAT={v:?}: expected json or pretty"));
                 LogFormat::Pretty
             }
         };
@@ -354,10 +334,7 @@ impl Config {
         let redis_url = src.get("REDIS_URL").and_then(|v| match Url::parse(v) {
             Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix") => Some(u),
             _ => {
-                r.problems.push(format!(
-                    "REDIS_URL={:?}: expected redis://host:port[/db]",
-                    redact_str(v)
-                ));
+                r.problems.push(format!("REDIS_URL={:?}: expected redis://host:port[/db]", redact_str(v)));
                 None
             }
         });
@@ -365,14 +342,10 @@ impl Config {
             .list("TRUSTED_PROXIES")
             .into_iter()
             .filter_map(|c| {
-                let parsed = c
-                    .parse::<IpNet>()
-                    .or_else(|_| c.parse::<std::net::IpAddr>().map(IpNet::from));
+                let parsed = c.parse::<IpNet>().or_else(|_| c.parse::<std::net::IpAddr>().map(IpNet::from));
                 parsed
                     .map_err(|_| {
-                        r.problems.push(format!(
-                            "TRUSTED_PROXIES entry {c:?}: expected a CIDR such as 10.0.0.0/8"
-                        ))
+                        r.problems.push(format!("TRUSTED_PROXIES entry {c:?}: expected a CIDR such as 10.0.0.0/8"))
                     })
                     .ok()
             })
@@ -384,16 +357,13 @@ impl Config {
         };
         for g in allow_methods.iter().chain(&deny_methods) {
             if globset::Glob::new(g).is_err() {
-                r.problems
-                    .push(format!("method glob {g:?}: not a valid glob"));
+                r.problems.push(format!("method glob {g:?}: not a valid glob"));
             }
         }
         let expected_rollup_version = src.get("EXPECTED_ROLLUP_VERSION").and_then(|v| {
             v.parse()
                 .map_err(|_| {
-                    r.problems.push(format!(
-                        "EXPECTED_ROLLUP_VERSION={v:?}: expected a decimal rollup version"
-                    ))
+                    r.problems.push(format!("EXPECTED_ROLLUP_VERSION={v:?}: expected a decimal rollup version"))
                 })
                 .ok()
         });
@@ -417,8 +387,7 @@ impl Config {
             redis_url,
             rate_limit_rps: rps,
             rate_limit_burst: burst.max(rps),
-            max_concurrent_requests: r.ranged("MAX_CONCURRENT_REQUESTS", 10_000, 1, 10_000_000)
-                as usize,
+            max_concurrent_requests: r.ranged("MAX_CONCURRENT_REQUESTS", 10_000, 1, 10_000_000) as usize,
             trusted_proxies,
             max_body_bytes: r.ranged("MAX_BODY_BYTES", 10 << 20, 1024, 1 << 30) as usize,
             max_batch: r.ranged("MAX_BATCH", 100, 1, 100_000) as usize,
@@ -439,11 +408,7 @@ impl Config {
     /// A configuration for tests: the given backends, tiny intervals, listening on port 0.
     pub fn for_tests(urls: &[&str]) -> Config {
         let mut src = Sources::default();
-        let list: Vec<String> = urls
-            .iter()
-            .enumerate()
-            .map(|(i, u)| format!("node-{i}={u}"))
-            .collect();
+        let list: Vec<String> = urls.iter().enumerate().map(|(i, u)| format!("node-{i}={u}")).collect();
         src.set("SENTINEL_BACKENDS", list.join(","));
         src.set("PROXY_LISTEN", "127.0.0.1:0");
         src.set("REQUEST_TIMEOUT_MS", "3000");
@@ -457,20 +422,14 @@ impl Config {
 
     /// The effective configuration as `KEY=value` lines, secrets redacted.
     pub fn describe(&self) -> String {
-        let backends: Vec<String> = self
-            .backends
-            .iter()
-            .map(|b| format!("{}={}", b.name, redact_url(&b.url)))
-            .collect();
+        let backends: Vec<String> =
+            self.backends.iter().map(|b| format!("{}={}", b.name, redact_url(&b.url))).collect();
         let ms = |d: Duration| d.as_millis().to_string();
         let p = &self.integrity;
         let lines = [
             ("PROXY_LISTEN", self.listen.to_string()),
             ("LOG_LEVEL", self.log_level.clone()),
-            (
-                "LOG_FORMAT",
-                format!("{:?}", self.log_format).to_lowercase(),
-            ),
+            ("LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
             ("SENTINEL_BACKENDS", backends.join(",")),
             ("REQUEST_TIMEOUT_MS", ms(self.request_timeout)),
             ("ATTEMPT_TIMEOUT_MS", ms(self.attempt_timeout)),
@@ -478,34 +437,19 @@ impl Config {
             ("INTEGRITY_CHECK_INTERVAL_MS", ms(self.integrity_interval)),
             ("INTEGRITY_CHECK_EPOCHS", p.check_epochs.to_string()),
             ("INTEGRITY_SCORE_THRESHOLD", p.score_threshold.to_string()),
-            (
-                "SLOTS_PER_EPOCH",
-                auto(p.slots_per_epoch, self.epoch_params_explicit.0),
-            ),
-            (
-                "EXPECTED_VALIDATORS",
-                auto(p.expected_validators, self.epoch_params_explicit.1),
-            ),
-            (
-                "ARCHIVER_THRESHOLD_EPOCHS",
-                p.archiver_threshold_epochs.to_string(),
-            ),
+            ("SLOTS_PER_EPOCH", auto(p.slots_per_epoch, self.epoch_params_explicit.0)),
+            ("EXPECTED_VALIDATORS", auto(p.expected_validators, self.epoch_params_explicit.1)),
+            ("ARCHIVER_THRESHOLD_EPOCHS", p.archiver_threshold_epochs.to_string()),
             ("MAX_BLOCK_LAG", self.max_block_lag.to_string()),
             ("MAX_RETRIES", self.max_retries.to_string()),
             ("CIRCUIT_FAILURES", self.circuit_failures.to_string()),
             ("CIRCUIT_COOLDOWN_MS", ms(self.circuit_cooldown)),
             ("CACHE_MAX_BYTES", self.cache_max_bytes.to_string()),
             ("CACHE_VOLATILE_MS", ms(self.cache_volatile)),
-            (
-                "REDIS_URL",
-                self.redis_url.as_ref().map(redact_url).unwrap_or_default(),
-            ),
+            ("REDIS_URL", self.redis_url.as_ref().map(redact_url).unwrap_or_default()),
             ("RATE_LIMIT_RPS", self.rate_limit_rps.to_string()),
             ("RATE_LIMIT_BURST", self.rate_limit_burst.to_string()),
-            (
-                "MAX_CONCURRENT_REQUESTS",
-                self.max_concurrent_requests.to_string(),
-            ),
+            ("MAX_CONCURRENT_REQUESTS", self.max_concurrent_requests.to_string()),
             ("TRUSTED_PROXIES", join(&self.trusted_proxies)),
             ("MAX_BODY_BYTES", self.max_body_bytes.to_string()),
             ("MAX_BATCH", self.max_batch.to_string()),
@@ -518,19 +462,8 @@ impl Config {
                 },
             ),
             ("DENY_METHODS", self.deny_methods.join(",")),
-            (
-                "ADMIN_TOKEN",
-                self.admin_token
-                    .as_ref()
-                    .map(|_| "<redacted>".to_owned())
-                    .unwrap_or_default(),
-            ),
-            (
-                "EXPECTED_ROLLUP_VERSION",
-                self.expected_rollup_version
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-            ),
+            ("ADMIN_TOKEN", self.admin_token.as_ref().map(|_| "<redacted>".to_owned()).unwrap_or_default()),
+            ("EXPECTED_ROLLUP_VERSION", self.expected_rollup_version.map(|v| v.to_string()).unwrap_or_default()),
             ("MAX_STATS_BYTES", self.max_stats_bytes.to_string()),
             ("SHUTDOWN_GRACE_MS", ms(self.shutdown_grace)),
         ];
@@ -547,11 +480,7 @@ fn auto(v: u64, explicit: bool) -> String {
 }
 
 fn join(items: &[IpNet]) -> String {
-    items
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// A URL safe to show: no userinfo, no query string (API keys live there), no fragment.
@@ -606,14 +535,8 @@ mod tests {
         ]);
         let err = Config::from_sources(&s, false).unwrap_err();
         assert_eq!(err.0.len(), 4, "{err}");
-        assert!(err
-            .0
-            .iter()
-            .any(|p| p.starts_with("MAX_BLOCK_LAG=\"many\"")));
-        assert!(err
-            .0
-            .iter()
-            .any(|p| p.contains("INTEGRITY_SCORE_THRESHOLD=101")));
+        assert!(err.0.iter().any(|p| p.starts_with("MAX_BLOCK_LAG=\"many\"")));
+        assert!(err.0.iter().any(|p| p.contains("INTEGRITY_SCORE_THRESHOLD=101")));
     }
 
     #[test]
@@ -641,9 +564,6 @@ mod tests {
     fn redaction_removes_userinfo_and_query() {
         let u = Url::parse("https://user:secret@rpc.example/path?apikey=abc").unwrap();
         let r = redact_url(&u);
-        assert!(
-            !r.contains("secret") && !r.contains("abc") && !r.contains("user"),
-            "{r}"
-        );
+        assert!(!r.contains("secret") && !r.contains("abc") && !r.contains("user"), "{r}");
     }
 }

@@ -4,6 +4,7 @@
 //! deadline. Writes are retried only when they never reached a node. A `-32601` to an `aztec_*`
 //! name on a node not known to speak it teaches the node's namespace and re-sends as `node_*`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use crate::forward::{self, ForwardError, Reply};
 use crate::jsonrpc::{self, Outcome};
 use crate::metrics::{BackendLabel, LatencyLabels, Metrics};
 use crate::selection::{self, Needs, Route};
-use crate::upstream::{Backend, Namespace, Pool, Snapshot};
+use crate::upstream::{Backend, CircuitState, Namespace, Pool, Snapshot};
 
 /// One call of a group, ready to send.
 #[derive(Debug, Clone)]
@@ -57,6 +58,20 @@ pub struct Dispatcher<'a> {
     pub max_retries: u32,
     /// Per-attempt timeout.
     pub attempt_timeout: Duration,
+    /// Whole-request deadline (for error messages).
+    pub request_timeout: Duration,
+    /// Hedge accounting.
+    pub budget: &'a HedgeBudget,
+}
+
+/// Hedges never fire sooner than this, whatever the p95 (on loopback p95 can be ~100 µs).
+pub const MIN_HEDGE_DELAY: Duration = Duration::from_millis(1);
+
+/// Counts reads and hedges so hedges stay ≤ 10 % of reads.
+#[derive(Debug, Default)]
+pub struct HedgeBudget {
+    reads: AtomicU64,
+    hedges: AtomicU64,
 }
 
 impl Dispatcher<'_> {
@@ -88,16 +103,21 @@ impl Dispatcher<'_> {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(ProxyError::Deadline(0));
+                return Err(ProxyError::Deadline(self.request_timeout.as_millis()));
             }
             let timeout = self.attempt_timeout.min(deadline - now);
-            match self.attempt(&backend, calls, request_id, timeout).await {
+            let (answered, result) = if write {
+                (Arc::clone(&backend), self.attempt(&backend, calls, request_id, timeout).await)
+            } else {
+                self.attempt_hedged(route, &needs, &backend, calls, request_id, timeout).await
+            };
+            match result {
                 Ok((reply, outcomes)) => {
-                    backend.circuit.on_success();
+                    answered.circuit.on_success();
                     return Ok(Delivered {
                         outcomes,
-                        backend: backend.name.clone(),
-                        backend_index: backend.index,
+                        backend: answered.name.clone(),
+                        backend_index: answered.index,
                         status: reply.status,
                         headers: reply.aztec_headers,
                         fallback: pick.fallback,
@@ -105,27 +125,86 @@ impl Dispatcher<'_> {
                 }
                 Err(e) => {
                     backend.stats.record_error();
-                    let label = BackendLabel {
-                        backend: backend.name.clone(),
-                    };
+                    let label = BackendLabel { backend: backend.name.clone() };
                     self.metrics.upstream_errors.get_or_create(&label).inc();
                     if backend.circuit.on_failure() {
                         tracing::warn!(backend = %backend.name, error = %e, "circuit opened");
                     }
                     tracing::debug!(backend = %backend.name, error = %e, "attempt failed");
                     let reached = e.reached_node();
-                    last_error = Some(ProxyError::Upstream {
-                        backend: backend.name.clone(),
-                        detail: e.to_string(),
-                    });
+                    last_error = Some(ProxyError::Upstream { backend: backend.name.clone(), detail: e.to_string() });
                     if (write && reached) || attempts >= self.max_retries {
-                        return Err(last_error.unwrap_or(ProxyError::Deadline(0)));
+                        return Err(last_error.unwrap_or(ProxyError::Deadline(self.request_timeout.as_millis())));
                     }
                     attempts += 1;
                     self.metrics.retries.inc();
                 }
             }
         }
+    }
+
+    /// One attempt, plus — for reads — a hedged copy to another node once the first has waited
+    /// longer than its node's recent p95 (at least [`MIN_HEDGE_DELAY`]); the first good answer
+    /// wins and the loser is dropped without counting as a node error. Hedges are bounded to
+    /// 10 % of reads by [`HedgeBudget`], and only go between nodes whose circuits are closed
+    /// (a dropped half-open probe would leave its circuit undecided).
+    async fn attempt_hedged(
+        &self,
+        route: Route,
+        needs: &Needs,
+        primary: &Arc<Backend>,
+        calls: &[Outbound],
+        request_id: &str,
+        timeout: Duration,
+    ) -> (Arc<Backend>, Result<(Reply, Vec<Outcome>), ForwardError>) {
+        self.budget.reads.fetch_add(1, Ordering::Relaxed);
+        let first = self.attempt(primary, calls, request_id, timeout);
+        let delay = match primary.stats.percentile_us(0.95) {
+            Some(p95) if primary.circuit.state() == CircuitState::Closed && primary.stats.requests() >= 20 => {
+                Duration::from_micros(u64::from(p95)).max(MIN_HEDGE_DELAY)
+            }
+            _ => return (Arc::clone(primary), first.await),
+        };
+        tokio::pin!(first);
+        tokio::select! {
+            r = &mut first => return (Arc::clone(primary), r),
+            () = tokio::time::sleep(delay) => {}
+        }
+        let Some(second) = self.hedge_target(route, needs) else { return (Arc::clone(primary), first.await) };
+        self.metrics.hedges.inc();
+        let hedged_on = Arc::clone(&second);
+        let hedge = self.attempt(&hedged_on, calls, request_id, timeout);
+        tokio::pin!(hedge);
+        tokio::select! {
+            r = &mut first => match r {
+                Ok(ok) => (Arc::clone(primary), Ok(ok)),
+                Err(e) => match hedge.await {
+                    Ok(ok) => (second, Ok(ok)),
+                    Err(_) => (Arc::clone(primary), Err(e)),
+                },
+            },
+            r = &mut hedge => match r {
+                Ok(ok) => (second, Ok(ok)),
+                Err(_) => (Arc::clone(primary), first.await),
+            },
+        }
+    }
+
+    /// Another closed-circuit node for a hedge, within the budget.
+    fn hedge_target(&self, route: Route, needs: &Needs) -> Option<Arc<Backend>> {
+        let reads = self.budget.reads.load(Ordering::Relaxed);
+        let hedges = self.budget.hedges.load(Ordering::Relaxed);
+        if hedges * 10 >= reads {
+            return None;
+        }
+        let snapshot = self.pool.snapshot();
+        let pick = selection::pick(&snapshot, route, needs)?;
+        let b = Arc::clone(&snapshot.backends[pick.index].backend);
+        if b.circuit.state() != CircuitState::Closed {
+            return None;
+        }
+        self.budget.hedges.fetch_add(1, Ordering::Relaxed);
+        Some(b)
     }
 
     /// One attempt on one node, including the namespace re-send.
@@ -178,17 +257,9 @@ impl Dispatcher<'_> {
         let outcomes = match_answers(&reply.body, calls.len()).ok_or(ForwardError::NotJsonRpc)?;
         let elapsed = started.elapsed();
         backend.stats.record_latency(elapsed);
-        let method = calls
-            .first()
-            .map_or_else(|| "other".to_owned(), |c| Metrics::method_label(&c.method));
-        let labels = LatencyLabels {
-            method,
-            backend: backend.name.clone(),
-        };
-        self.metrics
-            .latency
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
+        let method = calls.first().map_or_else(|| "other".to_owned(), |c| Metrics::method_label(&c.method));
+        let labels = LatencyLabels { method, backend: backend.name.clone() };
+        self.metrics.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
         Ok((reply, outcomes))
     }
 }
@@ -196,18 +267,10 @@ impl Dispatcher<'_> {
 /// Encodes calls for `backend` (translated names; internal ids).
 fn encode(backend: &Backend, calls: &[Outbound]) -> Bytes {
     let mut out = Vec::with_capacity(
-        64 + calls
-            .iter()
-            .map(|c| c.params.as_ref().map_or(2, |p| p.get().len()) + 64)
-            .sum::<usize>(),
+        64 + calls.iter().map(|c| c.params.as_ref().map_or(2, |p| p.get().len()) + 64).sum::<usize>(),
     );
     if let [one] = calls {
-        jsonrpc::encode_call(
-            &mut out,
-            "0",
-            &backend.translate(&one.method),
-            one.params.as_deref(),
-        );
+        jsonrpc::encode_call(&mut out, "0", &backend.translate(&one.method), one.params.as_deref());
         return out.into();
     }
     out.push(b'[');
@@ -215,12 +278,7 @@ fn encode(backend: &Backend, calls: &[Outbound]) -> Bytes {
         if i > 0 {
             out.push(b',');
         }
-        jsonrpc::encode_call(
-            &mut out,
-            &i.to_string(),
-            &backend.translate(&c.method),
-            c.params.as_deref(),
-        );
+        jsonrpc::encode_call(&mut out, &i.to_string(), &backend.translate(&c.method), c.params.as_deref());
     }
     out.push(b']');
     out.into()
@@ -237,10 +295,7 @@ fn match_answers(body: &[u8], n: usize) -> Option<Vec<Outcome>> {
     }
     let mut slots: Vec<Option<Outcome>> = vec![None; n];
     for (pos, a) in answers.into_iter().enumerate() {
-        let idx =
-            a.id.as_deref()
-                .and_then(|id| id.parse::<usize>().ok())
-                .unwrap_or(pos);
+        let idx = a.id.as_deref().and_then(|id| id.parse::<usize>().ok()).unwrap_or(pos);
         if let Some(slot) = slots.get_mut(idx) {
             *slot = Some(a.outcome);
         }
@@ -258,20 +313,12 @@ pub fn no_route(snapshot: &Snapshot, route: Route) -> ProxyError {
             None => format!(
                 "{}: {} {}",
                 v.backend.name,
-                serde_json::to_string(&v.integrity.verdict.kind)
-                    .unwrap_or_default()
-                    .trim_matches('"'),
-                serde_json::to_string(&v.integrity.verdict.status)
-                    .unwrap_or_default()
-                    .trim_matches('"'),
+                serde_json::to_string(&v.integrity.verdict.kind).unwrap_or_default().trim_matches('"'),
+                serde_json::to_string(&v.integrity.verdict.status).unwrap_or_default().trim_matches('"'),
             ),
         })
         .collect();
-    let why = if why.is_empty() {
-        "no backends configured".to_owned()
-    } else {
-        why.join("; ")
-    };
+    let why = if why.is_empty() { "no backends configured".to_owned() } else { why.join("; ") };
     let route = match route {
         Route::Any => "/",
         Route::Archiver => "/archiver (needs an archiver with integrity perfect or good)",

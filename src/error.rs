@@ -61,9 +61,9 @@ impl ProxyError {
     /// HTTP status for this error when it answers a whole request.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::Parse(_)
-            | ProxyError::InvalidRequest(_)
-            | ProxyError::MethodNotFound(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Parse(_) | ProxyError::InvalidRequest(_) | ProxyError::MethodNotFound(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::NoRoute { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -119,20 +119,11 @@ mod tests {
 
     #[test]
     fn mapping_follows_the_node_conventions() {
-        assert_eq!(
-            ProxyError::Parse("x".into()).status(),
-            StatusCode::BAD_REQUEST
-        );
+        assert_eq!(ProxyError::Parse("x".into()).status(), StatusCode::BAD_REQUEST);
         assert_eq!(ProxyError::Parse("x".into()).code(), -32700);
         assert_eq!(ProxyError::MethodNotFound("a".into()).code(), -32601);
-        assert_eq!(
-            ProxyError::BodyTooLarge(1).status(),
-            StatusCode::PAYLOAD_TOO_LARGE
-        );
-        let nr = ProxyError::NoRoute {
-            route: "/",
-            why: "all lagging".into(),
-        };
+        assert_eq!(ProxyError::BodyTooLarge(1).status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let nr = ProxyError::NoRoute { route: "/", why: "all lagging".into() };
         assert_eq!(nr.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(nr.is_server_side());
         assert!(!ProxyError::InvalidRequest("x".into()).is_server_side());

@@ -6,9 +6,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{
-    HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE,
-};
+use http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
@@ -41,10 +39,7 @@ pub fn client() -> HttpClient {
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE)
-        .pool_max_idle_per_host(1024)
-        .build(https)
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE).pool_max_idle_per_host(1024).build(https)
 }
 
 /// What one backend answered (status, pass-through headers, decoded body).
@@ -134,20 +129,14 @@ pub async fn send_limited(
     if let Ok(v) = HeaderValue::from_str(request_id) {
         req = req.header("x-request-id", v);
     }
-    let req = req
-        .body(Full::new(body))
-        .map_err(|e| ForwardError::Connect(e.to_string()))?;
+    let req = req.body(Full::new(body)).map_err(|e| ForwardError::Connect(e.to_string()))?;
     match tokio::time::timeout(timeout, exchange(client, req, limit)).await {
         Ok(r) => r,
         Err(_) => Err(ForwardError::Timeout(timeout)),
     }
 }
 
-async fn exchange(
-    client: &HttpClient,
-    req: Request<Full<Bytes>>,
-    limit: usize,
-) -> Result<Reply, ForwardError> {
+async fn exchange(client: &HttpClient, req: Request<Full<Bytes>>, limit: usize) -> Result<Reply, ForwardError> {
     let resp = client.request(req).await.map_err(|e| {
         if e.is_connect() {
             ForwardError::Connect(error_chain(&e))
@@ -158,37 +147,24 @@ async fn exchange(
     let (parts, body) = resp.into_parts();
     let raw = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ForwardError::TooLarge(limit))
-        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(ForwardError::TooLarge(limit)),
         Err(e) => return Err(ForwardError::Io(e.to_string())),
     };
     if parts.status.is_server_error() {
         return Err(ForwardError::Status(parts.status.as_u16()));
     }
     let body = decode(&parts.headers, raw, limit)?;
-    Ok(Reply {
-        status: parts.status,
-        aztec_headers: aztec_headers(&parts.headers),
-        body,
-    })
+    Ok(Reply { status: parts.status, aztec_headers: aztec_headers(&parts.headers), body })
 }
 
 /// Undoes `Content-Encoding: gzip|deflate` (the node uses koa-compress).
 fn decode(headers: &HeaderMap, raw: Bytes, limit: usize) -> Result<Bytes, ForwardError> {
-    let enc = headers
-        .get(CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let enc = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mut out = Vec::new();
     let res = match enc.trim() {
         "" | "identity" => return Ok(raw),
-        "gzip" | "x-gzip" => flate2::read::GzDecoder::new(&raw[..])
-            .take(limit as u64 + 1)
-            .read_to_end(&mut out),
-        "deflate" => flate2::read::ZlibDecoder::new(&raw[..])
-            .take(limit as u64 + 1)
-            .read_to_end(&mut out),
+        "gzip" | "x-gzip" => flate2::read::GzDecoder::new(&raw[..]).take(limit as u64 + 1).read_to_end(&mut out),
+        "deflate" => flate2::read::ZlibDecoder::new(&raw[..]).take(limit as u64 + 1).read_to_end(&mut out),
         _ => return Err(ForwardError::NotJsonRpc),
     };
     res.map_err(|_| ForwardError::NotJsonRpc)?;
@@ -200,11 +176,7 @@ fn decode(headers: &HeaderMap, raw: Bytes, limit: usize) -> Result<Bytes, Forwar
 
 /// The `x-aztec-*` headers of an answer.
 pub fn aztec_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
-    headers
-        .iter()
-        .filter(|(k, _)| k.as_str().starts_with("x-aztec-"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+    headers.iter().filter(|(k, _)| k.as_str().starts_with("x-aztec-")).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -17,11 +17,7 @@ use crate::upstream::Pool;
 pub fn build(config: Config) -> (AppState, Monitor) {
     let config = Arc::new(config);
     let pool = Arc::new(Pool::new(&config));
-    let state = AppState::new(
-        Arc::clone(&config),
-        Arc::clone(&pool),
-        Arc::new(Metrics::new()),
-    );
+    let state = AppState::new(Arc::clone(&config), Arc::clone(&pool), Arc::new(Metrics::new()));
     let monitor = Monitor::new(config, pool, state.client.clone());
     (state, monitor)
 }
@@ -31,18 +27,10 @@ pub fn build(config: Config) -> (AppState, Monitor) {
 ///
 /// # Errors
 /// Listener I/O errors.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
+pub async fn run(config: Config, listener: TcpListener, cancel: CancellationToken) -> std::io::Result<()> {
     let grace = config.shutdown_grace;
     let (state, monitor) = build(config);
-    let monitor_task = tokio::spawn(
-        monitor
-            .run(cancel.clone())
-            .instrument(tracing::info_span!("monitor")),
-    );
+    let monitor_task = tokio::spawn(monitor.run(cancel.clone()).instrument(tracing::info_span!("monitor")));
     let server = server::serve(listener, server::app(state), cancel.clone());
     let mut server = std::pin::pin!(server);
     tokio::select! {

@@ -91,20 +91,11 @@ pub async fn call_batch(
         if i > 0 {
             body.push(b',');
         }
-        let p = serde_json::value::RawValue::from_string((*params).to_owned())
-            .map_err(|_| ForwardError::NotJsonRpc)?;
+        let p = serde_json::value::RawValue::from_string((*params).to_owned()).map_err(|_| ForwardError::NotJsonRpc)?;
         jsonrpc::encode_call(&mut body, &i.to_string(), method, Some(&p));
     }
     body.push(b']');
-    let reply = forward::send_limited(
-        client,
-        backend,
-        Bytes::from(body),
-        "monitor",
-        timeout,
-        limit,
-    )
-    .await?;
+    let reply = forward::send_limited(client, backend, Bytes::from(body), "monitor", timeout, limit).await?;
     let answers = jsonrpc::decode_answers(&reply.body).ok_or(ForwardError::NotJsonRpc)?;
     let mut out: Vec<Option<Outcome>> = vec![None; calls.len()];
     for a in answers {
@@ -113,10 +104,7 @@ pub async fn call_batch(
             *slot = Some(a.outcome);
         }
     }
-    let outcomes = out
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or(ForwardError::NotJsonRpc)?;
+    let outcomes = out.into_iter().collect::<Option<Vec<_>>>().ok_or(ForwardError::NotJsonRpc)?;
     Ok((reply, outcomes))
 }
 
@@ -145,9 +133,8 @@ pub async fn probe(
             (full_name(backend, "getWorldStateSyncStatus"), "[]"),
         ];
         let started = Instant::now();
-        let (reply, outcomes) = call_batch(client, backend, &calls, timeout, 1 << 20)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (reply, outcomes) =
+            call_batch(client, backend, &calls, timeout, 1 << 20).await.map_err(|e| e.to_string())?;
         let latency = started.elapsed();
         if is_not_found(&outcomes[0]) {
             if backend.namespace() == Namespace::Node {
@@ -163,17 +150,11 @@ pub async fn probe(
             *tips_method = tips_method.next().ok_or("no tips method answers")?;
             continue;
         }
-        let tips = outcomes[1]
-            .result_text()
-            .and_then(|t| parse_tips(t, *tips_method));
+        let tips = outcomes[1].result_text().and_then(|t| parse_tips(t, *tips_method));
         let probe = Probe {
-            ready: outcomes[0]
-                .result_text()
-                .is_some_and(|t| t == "true" || t == "\"true\""),
+            ready: outcomes[0].result_text().is_some_and(|t| t == "true" || t == "\"true\""),
             tips,
-            oldest_historic: outcomes[2]
-                .result_text()
-                .and_then(|t| field_u64(t, "oldestHistoricBlockNumber")),
+            oldest_historic: outcomes[2].result_text().and_then(|t| field_u64(t, "oldestHistoricBlockNumber")),
             rollup_version: header_u64(&reply, "x-aztec-rollupversion"),
             l1_chain_id: header_u64(&reply, "x-aztec-l1chainid"),
             package_version: header(&reply, "x-aztec-packageversion"),
@@ -189,12 +170,7 @@ fn is_not_found(o: &Outcome) -> bool {
 }
 
 fn header(reply: &Reply, name: &str) -> Option<String> {
-    reply
-        .aztec_headers
-        .iter()
-        .find(|(k, _)| k.as_str() == name)
-        .and_then(|(_, v)| v.to_str().ok())
-        .map(str::to_owned)
+    reply.aztec_headers.iter().find(|(k, _)| k.as_str() == name).and_then(|(_, v)| v.to_str().ok()).map(str::to_owned)
 }
 
 fn header_u64(reply: &Reply, name: &str) -> Option<u64> {
@@ -213,27 +189,17 @@ fn field_u64(text: &str, field: &str) -> Option<u64> {
 /// Block number of a tip entry: nested `{block:{number}}` or flat `{number}`.
 fn tip_number(v: Option<&Value>) -> Option<u64> {
     let v = v?;
-    v.get("block")
-        .and_then(|b| as_u64(b.get("number")?))
-        .or_else(|| as_u64(v.get("number")?))
+    v.get("block").and_then(|b| as_u64(b.get("number")?)).or_else(|| as_u64(v.get("number")?))
 }
 
 /// Parses the answer of a tips method.
 pub fn parse_tips(text: &str, method: TipsMethod) -> Option<Tips> {
     let v: Value = serde_json::from_str(text).ok()?;
     if method == TipsMethod::BlockNumber {
-        return Some(Tips {
-            proposed: as_u64(&v)?,
-            proven: None,
-            finalized: None,
-        });
+        return Some(Tips { proposed: as_u64(&v)?, proven: None, finalized: None });
     }
     let proposed = tip_number(v.get("proposed")).or_else(|| tip_number(v.get("latest")))?;
-    Some(Tips {
-        proposed,
-        proven: tip_number(v.get("proven")),
-        finalized: tip_number(v.get("finalized")),
-    })
+    Some(Tips { proposed, proven: tip_number(v.get("proven")), finalized: tip_number(v.get("finalized")) })
 }
 
 #[cfg(test)]
@@ -245,28 +211,11 @@ mod tests {
         let nested = r#"{"proposed":{"number":2445,"hash":"0x1"},"checkpointed":{"block":{"number":2440},"checkpoint":{"number":310}},
             "proven":{"block":{"number":2200,"hash":"0x"},"checkpoint":{"number":281}},"finalized":{"block":{"number":2150},"checkpoint":{"number":275}}}"#;
         let t = parse_tips(nested, TipsMethod::ChainTips).unwrap();
-        assert_eq!(
-            t,
-            Tips {
-                proposed: 2445,
-                proven: Some(2200),
-                finalized: Some(2150)
-            }
-        );
+        assert_eq!(t, Tips { proposed: 2445, proven: Some(2200), finalized: Some(2150) });
         let flat = r#"{"latest":{"number":"12","hash":"0x"},"proven":{"number":10},"finalized":{"number":9}}"#;
         let t = parse_tips(flat, TipsMethod::L2Tips).unwrap();
-        assert_eq!(
-            t,
-            Tips {
-                proposed: 12,
-                proven: Some(10),
-                finalized: Some(9)
-            }
-        );
-        assert_eq!(
-            parse_tips("77", TipsMethod::BlockNumber).unwrap().proposed,
-            77
-        );
+        assert_eq!(t, Tips { proposed: 12, proven: Some(10), finalized: Some(9) });
+        assert_eq!(parse_tips("77", TipsMethod::BlockNumber).unwrap().proposed, 77);
         assert!(parse_tips("{}", TipsMethod::ChainTips).is_none());
     }
 }

@@ -74,16 +74,14 @@ pub fn parse_body(bytes: &[u8]) -> Result<Body, BodyError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         Some(b'[') => {
-            let items: Vec<&RawValue> =
-                serde_json::from_slice(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
+            let items: Vec<&RawValue> = serde_json::from_slice(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
             if items.is_empty() {
                 return Err(BodyError::Invalid("empty batch".into()));
             }
             Ok(Body::Batch(items.into_iter().map(parse_item).collect()))
         }
         Some(b'{') => {
-            let raw: &RawValue =
-                serde_json::from_slice(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
+            let raw: &RawValue = serde_json::from_slice(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
             Ok(Body::Single(parse_item(raw)))
         }
         Some(_) => match serde_json::from_slice::<&RawValue>(bytes) {
@@ -96,45 +94,26 @@ pub fn parse_body(bytes: &[u8]) -> Result<Body, BodyError> {
 
 fn parse_item(raw: &RawValue) -> Item {
     let Ok(call) = serde_json::from_str::<RawCall<'_>>(raw.get()) else {
-        return Item::Invalid {
-            id: None,
-            reason: "request is not an object".into(),
-        };
+        return Item::Invalid { id: None, reason: "request is not an object".into() };
     };
     let id = call.id.map(RawValue::to_owned);
     if let Some(i) = &id {
         let s = i.get().as_bytes()[0];
         if matches!(s, b'{' | b'[' | b't' | b'f') {
-            return Item::Invalid {
-                id: None,
-                reason: "id must be a number, string or null".into(),
-            };
+            return Item::Invalid { id: None, reason: "id must be a number, string or null".into() };
         }
     }
     match call.method {
         Some(m) if !m.is_empty() => {
-            let params = call
-                .params
-                .filter(|p| p.get() != "null")
-                .map(RawValue::to_owned);
+            let params = call.params.filter(|p| p.get() != "null").map(RawValue::to_owned);
             if let Some(p) = &params {
                 if !p.get().starts_with('[') {
-                    return Item::Invalid {
-                        id,
-                        reason: "params must be an array".into(),
-                    };
+                    return Item::Invalid { id, reason: "params must be an array".into() };
                 }
             }
-            Item::Call(Call {
-                id,
-                method: m.into_owned(),
-                params,
-            })
+            Item::Call(Call { id, method: m.into_owned(), params })
         }
-        _ => Item::Invalid {
-            id,
-            reason: "missing or empty method".into(),
-        },
+        _ => Item::Invalid { id, reason: "missing or empty method".into() },
     }
 }
 
@@ -167,10 +146,7 @@ impl Outcome {
     /// A gateway-made error object.
     pub fn error(code: i64, message: &str) -> Outcome {
         let text = serde_json::json!({"code": code, "message": message}).to_string();
-        Outcome::Error {
-            code,
-            raw: raw_arc(text),
-        }
+        Outcome::Error { code, raw: raw_arc(text) }
     }
 
     /// The JSON text of the result, `None` for an error (absent result reads as `null`).
@@ -228,18 +204,12 @@ fn to_answer(a: RawAnswer<'_>) -> Option<Answer> {
     let outcome = match (a.result, a.error) {
         (_, Some(e)) if e.get() != "null" => {
             let code = serde_json::from_str::<ErrorCode>(e.get()).ok()?.code;
-            Outcome::Error {
-                code,
-                raw: std::sync::Arc::from(e.to_owned()),
-            }
+            Outcome::Error { code, raw: std::sync::Arc::from(e.to_owned()) }
         }
         (Some(r), _) => Outcome::Result(Some(std::sync::Arc::from(r.to_owned()))),
         (None, _) => Outcome::Result(None),
     };
-    Some(Answer {
-        id: a.id.map(|i| i.get().to_owned()),
-        outcome,
-    })
+    Some(Answer { id: a.id.map(|i| i.get().to_owned()), outcome })
 }
 
 /// Appends one answer object for the client, with the client's id (no `id` key when the client
@@ -281,9 +251,7 @@ mod tests {
 
     #[test]
     fn ids_are_kept_raw() {
-        let items = calls(
-            r#"[{"id":0,"method":"a"},{"id":"x","method":"b"},{"id":null,"method":"c"},{"method":"d"}]"#,
-        );
+        let items = calls(r#"[{"id":0,"method":"a"},{"id":"x","method":"b"},{"id":null,"method":"c"},{"method":"d"}]"#);
         let ids: Vec<Option<String>> = items
             .iter()
             .map(|i| match i {
@@ -291,15 +259,7 @@ mod tests {
                 Item::Invalid { .. } => panic!("valid"),
             })
             .collect();
-        assert_eq!(
-            ids,
-            [
-                Some("0".into()),
-                Some("\"x\"".into()),
-                Some("null".into()),
-                None
-            ]
-        );
+        assert_eq!(ids, [Some("0".into()), Some("\"x\"".into()), Some("null".into()), None]);
     }
 
     #[test]
@@ -314,7 +274,10 @@ mod tests {
 
     #[test]
     fn answers_decode_and_encode() {
-        let a = decode_answers(br#"[{"jsonrpc":"2.0","id":1,"result":5},{"id":0,"error":{"code":-32601,"message":"x"}},{"id":2}]"#).unwrap();
+        let a = decode_answers(
+            br#"[{"jsonrpc":"2.0","id":1,"result":5},{"id":0,"error":{"code":-32601,"message":"x"}},{"id":2}]"#,
+        )
+        .unwrap();
         assert_eq!(a.len(), 3);
         assert!(matches!(a[1].outcome, Outcome::Error { code: -32601, .. }));
         assert_eq!(a[2].outcome.result_text(), Some("null"));

@@ -8,9 +8,13 @@
 //! - [`health`], [`monitor`]: probing nodes; the one background writer of the pool.
 //! - [`selection`]: pure choice of a node (tiers + power of two choices).
 //! - [`forward`], [`dispatch`]: the pooled client; one group of calls with failover.
+//! - [`cache`], [`coalesce`], [`affinity`]: what may be shared, and what must stick to a node.
 //! - [`proxy`]: the request path; [`ratelimit`], [`metrics`], [`status`]: limits and insight.
 //! - [`server`], [`gateway`]: HTTP surfaces and wiring; [`simulator`]: the simulated Aztec node.
 
+pub mod affinity;
+pub mod cache;
+pub mod coalesce;
 pub mod config;
 pub mod dispatch;
 pub mod error;

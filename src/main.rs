@@ -51,8 +51,7 @@ fn load_sources(cli: &Cli) -> anyhow::Result<Sources> {
     let _ = dotenvy::dotenv();
     let mut src = Sources::default();
     if let Some(path) = &cli.config {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
         src.add_toml(&text);
     }
     src.add_env(std::env::vars());
@@ -65,24 +64,16 @@ fn init_tracing(config: &Config) {
             format!("sentinel_proxy={0},{0}", config.log_level).replace(",info", ",warn"),
         )
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     match config.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
         LogFormat::Pretty => builder.init(),
     }
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async_main(cli))
 }
 
@@ -91,11 +82,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None | Some(Command::Serve) => serve(&cli, &src).await,
         Some(Command::Demo) => demo(&cli, src).await,
-        Some(Command::Simulate {
-            port,
-            ref profile,
-            ref host,
-        }) => simulate(host, port, profile).await,
+        Some(Command::Simulate { port, ref profile, ref host }) => simulate(host, port, profile).await,
     }
 }
 
@@ -112,10 +99,7 @@ fn validated(cli: &Cli, src: &Sources, demo: bool) -> anyhow::Result<Option<Conf
         return Ok(None);
     }
     if cli.check_config {
-        println!(
-            "configuration is valid ({} backend(s))",
-            config.backends.len()
-        );
+        println!("configuration is valid ({} backend(s))", config.backends.len());
         return Ok(None);
     }
     Ok(Some(config))
@@ -126,9 +110,7 @@ async fn serve(cli: &Cli, src: &Sources) -> anyhow::Result<()> {
         return Ok(());
     };
     init_tracing(&config);
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, backends = config.backends.len(), "sentinel-proxy serving");
     let cancel = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(cancel.clone()));
@@ -148,10 +130,7 @@ async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
         tokio::spawn(async move { simulator::serve(listener, sim, c).await });
     }
     src.set("SENTINEL_BACKENDS", backends.join(","));
-    for (key, value) in [
-        ("HEALTH_CHECK_INTERVAL_MS", "2000"),
-        ("INTEGRITY_CHECK_INTERVAL_MS", "10000"),
-    ] {
+    for (key, value) in [("HEALTH_CHECK_INTERVAL_MS", "2000"), ("INTEGRITY_CHECK_INTERVAL_MS", "10000")] {
         if std::env::var(key).is_err() {
             src.set(key, value);
         }
@@ -160,29 +139,22 @@ async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
         return Ok(());
     };
     init_tracing(&config);
-    let listener = TcpListener::bind(config.listen).await.with_context(|| {
-        format!(
-            "binding {} (set PROXY_PORT to use another port)",
-            config.listen
-        )
-    })?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {} (set PROXY_PORT to use another port)", config.listen))?;
     let addr = listener.local_addr()?;
-    let host = if addr.ip().is_unspecified() {
-        "127.0.0.1".to_owned()
-    } else {
-        addr.ip().to_string()
-    };
+    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
     println!("sentinel-proxy demo: 4 simulated Aztec nodes behind the gateway");
     for b in &config.backends {
         println!("  node {:<12} {}", b.name, b.url);
     }
-    println!(
-        "gateway    http://{host}:{}/   (also /archiver and /pruned)",
-        addr.port()
-    );
+    println!("gateway    http://{host}:{}/   (also /archiver and /pruned)", addr.port());
     println!("dashboard  http://{host}:{}/dashboard", addr.port());
     println!("health     http://{host}:{}/health", addr.port());
-    println!("try: curl -s http://{host}:{}/ -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"aztec_getBlockNumber\"}}'", addr.port());
+    println!(
+        "try: curl -s http://{host}:{}/ -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"aztec_getBlockNumber\"}}'",
+        addr.port()
+    );
     tokio::spawn(shutdown_on_signal(cancel.clone()));
     gateway::run(config, listener, cancel).await?;
     Ok(())
@@ -193,13 +165,8 @@ async fn simulate(host: &str, port: u16, profile: &str) -> anyhow::Result<()> {
         format!("unknown profile {profile:?}: expected archiver, pruned, gapped, corrupted, lagging, disabled, v3, v4, v5 or v6")
     })?;
     sim.genesis_unix_ms = 1_767_225_600_000; // 2026-01-01: separate simulator processes share one chain clock
-    let listener = TcpListener::bind((host, port))
-        .await
-        .with_context(|| format!("binding {host}:{port}"))?;
-    println!(
-        "simulated Aztec node ({profile}) on http://{}/ — faults at /control",
-        listener.local_addr()?
-    );
+    let listener = TcpListener::bind((host, port)).await.with_context(|| format!("binding {host}:{port}"))?;
+    println!("simulated Aztec node ({profile}) on http://{}/ — faults at /control", listener.local_addr()?);
     let cancel = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(cancel.clone()));
     simulator::serve(listener, sim, cancel).await?;
@@ -211,8 +178,8 @@ async fn shutdown_on_signal(cancel: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -194,10 +194,7 @@ impl Policy {
             }
             b.build().unwrap_or_else(|_| GlobSet::empty())
         };
-        Policy {
-            allow: (!allow.is_empty()).then(|| build(allow)),
-            deny: build(deny),
-        }
+        Policy { allow: (!allow.is_empty()).then(|| build(allow)), deny: build(deny) }
     }
 
     /// Whether a client may call `method`.
@@ -230,12 +227,7 @@ mod tests {
     #[test]
     fn public_methods_allowed_in_both_namespaces() {
         let p = default_policy();
-        for m in [
-            "aztec_getBlockNumber",
-            "node_getBlockNumber",
-            "node_getL2Tips",
-            "aztec_sendTx",
-        ] {
+        for m in ["aztec_getBlockNumber", "node_getBlockNumber", "node_getL2Tips", "aztec_sendTx"] {
             assert!(p.allows(m), "{m}");
         }
     }
@@ -269,14 +261,8 @@ mod tests {
 
     #[test]
     fn namespace_translation() {
-        assert_eq!(
-            other_namespace("aztec_getBlock").as_deref(),
-            Some("node_getBlock")
-        );
-        assert_eq!(
-            other_namespace("node_isReady").as_deref(),
-            Some("aztec_isReady")
-        );
+        assert_eq!(other_namespace("aztec_getBlock").as_deref(), Some("node_getBlock"));
+        assert_eq!(other_namespace("node_isReady").as_deref(), Some("aztec_isReady"));
         assert_eq!(other_namespace("p2p_x"), None);
         assert!(lookup("aztec_sendTx").is_some_and(|m| !m.is_read()));
     }

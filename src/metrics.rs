@@ -2,16 +2,26 @@
 //! once per gateway (no process-global registry, so every test gateway has its own) and passed
 //! in state. Prefix `sentinel_proxy_`. Labels are bounded: backends are display names (never
 //! URLs) and RPC methods come from the method table, anything else is `other`.
+//!
+//! Who writes what: the request path (`proxy`, `dispatch`, `server`) increments the counters and
+//! observes latencies as it goes (atomics inside `prometheus-client`, no lock of ours); the
+//! per-backend gauges are not kept up to date continuously but copied from the pool's current
+//! snapshot when `/metrics` is scraped ([`Metrics::observe_snapshot`]), so they can never drift
+//! from what `/health` shows. `docs/observability.md` lists every family.
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::integrity::IntegrityStatus;
 use crate::methods;
-use crate::upstream::{CircuitState, Snapshot};
+use crate::upstream::{BackendView, CircuitState, Snapshot};
 
 /// Labels of one served request item.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,7 +67,7 @@ pub struct TierLabel {
 }
 
 /// Cache tier.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Tier {
     /// In-process moka cache.
     Memory,
@@ -65,10 +75,42 @@ pub enum Tier {
     Redis,
 }
 
+impl Tier {
+    /// The label value: `memory` or `redis` (the derive would print `Memory`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Memory => "memory",
+            Tier::Redis => "redis",
+        }
+    }
+}
+
+impl EncodeLabelValue for Tier {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+/// Labels of the integrity status state set: one series per backend and status, exactly one
+/// of which is 1.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IntegrityStatusLabels {
+    /// Backend display name.
+    pub backend: String,
+    /// `perfect`, `good`, `bad` or `unknown`.
+    pub status: &'static str,
+}
+
+/// Every integrity status with its label value, in state-set order.
+const INTEGRITY_STATUSES: [(IntegrityStatus, &str); 4] = [
+    (IntegrityStatus::Perfect, "perfect"),
+    (IntegrityStatus::Good, "good"),
+    (IntegrityStatus::Bad, "bad"),
+    (IntegrityStatus::Unknown, "unknown"),
+];
+
 fn latency_histogram() -> Histogram {
-    Histogram::new([
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    ])
+    Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
 }
 
 /// Every metric of the gateway.
@@ -110,6 +152,12 @@ pub struct Metrics {
     pub circuit: Family<BackendLabel, Gauge>,
     /// Requests in flight per backend.
     pub in_flight: Family<BackendLabel, Gauge>,
+    /// Integrity status as a state set: 1 for the backend's current status, 0 for the others.
+    pub integrity_status: Family<IntegrityStatusLabels, Gauge>,
+    /// Unix seconds of the backend's last successful integrity analysis (0 never).
+    pub integrity_checked: Family<BackendLabel, Gauge>,
+    /// Corroborated best tip of the fleet (0 until known).
+    pub best_tip: Gauge,
     /// Request items served (for `/health` totals; not registered, `requests` carries labels).
     pub served: Counter,
     /// Request items answered with a gateway error (for `/health` totals).
@@ -151,93 +199,81 @@ impl Metrics {
             integrity_score: Family::default(),
             circuit: Family::default(),
             in_flight: Family::default(),
+            integrity_status: Family::default(),
+            integrity_checked: Family::default(),
+            best_tip: Gauge::default(),
             served: Counter::default(),
             failed: Counter::default(),
             registry: Registry::default(),
         };
-        let r = &mut registry;
-        r.register(
-            "requests",
-            "JSON-RPC request items served",
-            m.requests.clone(),
-        );
-        r.register(
-            "upstream_latency_seconds",
-            "Upstream attempt latency",
-            m.latency.clone(),
-        );
-        r.register(
-            "retries",
-            "Extra attempts after a failed one",
-            m.retries.clone(),
-        );
-        r.register("hedges", "Hedged request copies sent", m.hedges.clone());
-        r.register(
-            "coalesced",
-            "Items answered by an identical in-flight request",
-            m.coalesced.clone(),
-        );
-        r.register("cache_hits", "Cache hits by tier", m.cache_hits.clone());
-        r.register(
-            "cache_misses",
-            "Cache misses by tier",
-            m.cache_misses.clone(),
-        );
-        r.register(
-            "redis_errors",
-            "Redis failures (served from memory and nodes)",
-            m.redis_errors.clone(),
-        );
-        r.register(
-            "rate_limited",
-            "Requests refused by the rate limiter",
-            m.rate_limited.clone(),
-        );
-        r.register(
-            "rejected",
-            "Requests rejected by the gateway, by reason",
-            m.rejected.clone(),
-        );
-        r.register(
-            "upstream_errors",
-            "Failed upstream attempts",
-            m.upstream_errors.clone(),
-        );
-        r.register(
-            "backend_up",
-            "Backend answered its last probe ready",
-            m.up.clone(),
-        );
-        r.register(
-            "backend_routable",
-            "Backend is routable",
-            m.routable.clone(),
-        );
-        r.register("backend_tip", "Backend proposed tip", m.tip.clone());
-        r.register(
-            "backend_lag_blocks",
-            "Blocks behind the corroborated tip",
-            m.lag.clone(),
-        );
-        r.register(
-            "backend_integrity_score",
-            "Integrity score (-1 unknown)",
-            m.integrity_score.clone(),
-        );
-        r.register(
-            "backend_circuit_state",
-            "Circuit: 0 closed, 1 open, 2 half-open",
-            m.circuit.clone(),
-        );
-        r.register(
-            "backend_in_flight",
-            "Requests in flight",
-            m.in_flight.clone(),
-        );
+        m.register_traffic(&mut registry);
+        m.register_backends(&mut registry);
+        registry.register("build", "Gateway version", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
+        let start = Gauge::<i64>::default();
+        start.set(gauge_value(unix_now()));
+        registry.register("start_time_seconds", "Unix time the gateway started", start);
+        // Both tiers exist from the start, so `rate()` and hit-ratio panels have a series to
+        // work with before the first lookup.
+        for tier in [Tier::Memory, Tier::Redis] {
+            let _ = m.cache_hits.get_or_create(&TierLabel { tier });
+            let _ = m.cache_misses.get_or_create(&TierLabel { tier });
+        }
         Metrics { registry, ..m }
     }
 
-    /// Bounded method label.
+    /// Request-path families: counters and the latency histogram.
+    fn register_traffic(&self, r: &mut Registry) {
+        r.register(
+            "requests",
+            "JSON-RPC request items served, by route, method, status and backend",
+            self.requests.clone(),
+        );
+        r.register("upstream_latency_seconds", "Upstream attempt latency by method and backend", self.latency.clone());
+        let counters: [(&str, &str, &Counter); 5] = [
+            ("retries", "Extra attempts after a failed one", &self.retries),
+            ("hedges", "Hedged request copies sent", &self.hedges),
+            ("coalesced", "Items answered by an identical in-flight request", &self.coalesced),
+            ("redis_errors", "Redis failures (served from memory and nodes)", &self.redis_errors),
+            ("rate_limited", "Requests refused by the rate limiter", &self.rate_limited),
+        ];
+        for (name, help, c) in counters {
+            r.register(name, help, c.clone());
+        }
+        r.register("cache_hits", "Cache hits by tier", self.cache_hits.clone());
+        r.register("cache_misses", "Cache misses by tier", self.cache_misses.clone());
+        r.register("rejected", "Requests and items rejected by the gateway, by reason", self.rejected.clone());
+        r.register("upstream_errors", "Failed upstream attempts by backend", self.upstream_errors.clone());
+    }
+
+    /// Per-backend gauges, refreshed from the snapshot on scrape.
+    fn register_backends(&self, r: &mut Registry) {
+        let gauges: [(&str, &str, &Family<BackendLabel, Gauge>); 8] = [
+            ("backend_up", "1 when the backend answered its last probe ready", &self.up),
+            ("backend_routable", "1 when the backend is routable", &self.routable),
+            ("backend_tip", "Backend proposed tip (0 unknown)", &self.tip),
+            ("backend_lag_blocks", "Blocks behind the corroborated tip", &self.lag),
+            ("backend_integrity_score", "Integrity score 0-100 (-1 not analysed)", &self.integrity_score),
+            (
+                "backend_integrity_checked_timestamp_seconds",
+                "Unix time of the last successful integrity analysis (0 never)",
+                &self.integrity_checked,
+            ),
+            ("backend_circuit_state", "Circuit: 0 closed, 1 open, 2 half-open", &self.circuit),
+            ("backend_in_flight", "Requests in flight", &self.in_flight),
+        ];
+        for (name, help, g) in gauges {
+            r.register(name, help, g.clone());
+        }
+        r.register(
+            "backend_integrity_status",
+            "Integrity status state set: 1 for the current status",
+            self.integrity_status.clone(),
+        );
+        r.register("best_tip", "Corroborated best tip of the fleet (0 unknown)", self.best_tip.clone());
+    }
+
+    /// Bounded method label: the table name without namespace (`aztec_getBlock` and
+    /// `node_getBlock` are both `getBlock`), or `other` for anything a client invents.
     pub fn method_label(method: &str) -> String {
         match methods::index_of(method) {
             Some(i) => methods::METHODS[i].name.to_owned(),
@@ -247,33 +283,29 @@ impl Metrics {
 
     /// Refreshes the per-backend gauges from a snapshot (called on scrape).
     pub fn observe_snapshot(&self, snap: &Snapshot) {
+        self.best_tip.set(gauge_value(snap.best_tip.unwrap_or(0)));
         for v in &snap.backends {
-            let l = BackendLabel {
-                backend: v.backend.name.clone(),
-            };
-            self.up.get_or_create(&l).set(i64::from(v.health.ready));
-            self.routable.get_or_create(&l).set(i64::from(v.routable()));
-            self.tip
-                .get_or_create(&l)
-                .set(v.health.tip.unwrap_or(0) as i64);
-            self.lag
-                .get_or_create(&l)
-                .set(v.health.lag.unwrap_or(0) as i64);
-            let score = match v.integrity.verdict.status {
-                crate::integrity::IntegrityStatus::Unknown => -1,
-                _ => i64::from(v.integrity.verdict.score),
-            };
-            self.integrity_score.get_or_create(&l).set(score);
-            let c = match v.backend.circuit.state() {
-                CircuitState::Closed => 0,
-                CircuitState::Open => 1,
-                CircuitState::HalfOpen => 2,
-            };
-            self.circuit.get_or_create(&l).set(c);
-            self.in_flight
-                .get_or_create(&l)
-                .set(i64::from(v.backend.stats.in_flight()));
+            self.observe_backend(v);
         }
+    }
+
+    fn observe_backend(&self, v: &BackendView) {
+        let name = &v.backend.name;
+        let l = BackendLabel { backend: name.clone() };
+        self.up.get_or_create(&l).set(i64::from(v.health.ready));
+        self.routable.get_or_create(&l).set(i64::from(v.routable()));
+        self.tip.get_or_create(&l).set(gauge_value(v.health.tip.unwrap_or(0)));
+        self.lag.get_or_create(&l).set(gauge_value(v.health.lag.unwrap_or(0)));
+        let verdict = &v.integrity.verdict;
+        self.integrity_score.get_or_create(&l).set(score_value(verdict.status, verdict.score));
+        self.integrity_checked.get_or_create(&l).set(gauge_value(v.integrity.checked_at.unwrap_or(0)));
+        for (status, label) in INTEGRITY_STATUSES {
+            let sl = IntegrityStatusLabels { backend: name.clone(), status: label };
+            let on = i64::from(status == verdict.status);
+            self.integrity_status.get_or_create(&sl).set(on);
+        }
+        self.circuit.get_or_create(&l).set(circuit_value(v.backend.circuit.state()));
+        self.in_flight.get_or_create(&l).set(i64::from(v.backend.stats.in_flight()));
     }
 
     /// OpenMetrics text of every family.
@@ -281,5 +313,180 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Gauge value of the integrity score: -1 while the status is unknown (a real score of 0 is a
+/// very different thing from "not analysed").
+fn score_value(status: IntegrityStatus, score: u8) -> i64 {
+    match status {
+        IntegrityStatus::Unknown => -1,
+        _ => i64::from(score),
+    }
+}
+
+/// Gauge value of a circuit state.
+fn circuit_value(state: CircuitState) -> i64 {
+    match state {
+        CircuitState::Closed => 0,
+        CircuitState::Open => 1,
+        CircuitState::HalfOpen => 2,
+    }
+}
+
+/// A block number or timestamp as a gauge value (saturating; they are far below `i64::MAX`).
+fn gauge_value(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Sources};
+    use crate::upstream::{Health, Pool};
+
+    fn pool() -> Pool {
+        let mut src = Sources::default();
+        src.set("SENTINEL_BACKENDS", "alpha=http://user:secret@10.0.0.1:8080,beta=http://10.0.0.2:8080");
+        Pool::new(&Config::from_sources(&src, false).expect("valid config"))
+    }
+
+    /// The sample line of `series` (name plus label text) in the rendered output.
+    fn value(text: &str, series: &str) -> Option<String> {
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ').map(str::to_owned))
+    }
+
+    #[test]
+    fn method_labels_are_bounded_to_the_table() {
+        let cases = [
+            ("aztec_getBlock", "getBlock"),
+            ("node_getBlock", "getBlock"),
+            ("node_getL2Tips", "getL2Tips"),
+            ("aztec_sendTx", "sendTx"),
+            ("aztec_madeUpByAClient", "other"),
+            ("eth_blockNumber", "other"),
+            ("getBlock", "other"),
+            ("", "other"),
+            ("aztec_getBlock\"} 1\nevil", "other"),
+        ];
+        for (method, want) in cases {
+            assert_eq!(Metrics::method_label(method), want, "{method:?}");
+        }
+    }
+
+    #[test]
+    fn every_family_is_registered_with_the_prefix() {
+        let text = Metrics::new().render();
+        for (name, kind) in [
+            ("requests", "counter"),
+            ("upstream_latency_seconds", "histogram"),
+            ("retries", "counter"),
+            ("hedges", "counter"),
+            ("coalesced", "counter"),
+            ("cache_hits", "counter"),
+            ("cache_misses", "counter"),
+            ("redis_errors", "counter"),
+            ("rate_limited", "counter"),
+            ("rejected", "counter"),
+            ("upstream_errors", "counter"),
+            ("backend_up", "gauge"),
+            ("backend_routable", "gauge"),
+            ("backend_tip", "gauge"),
+            ("backend_lag_blocks", "gauge"),
+            ("backend_integrity_score", "gauge"),
+            ("backend_integrity_status", "gauge"),
+            ("backend_integrity_checked_timestamp_seconds", "gauge"),
+            ("backend_circuit_state", "gauge"),
+            ("backend_in_flight", "gauge"),
+            ("best_tip", "gauge"),
+            ("build", "info"),
+            ("start_time_seconds", "gauge"),
+        ] {
+            let line = format!("# TYPE sentinel_proxy_{name} {kind}");
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.contains("sentinel_proxy_build_info{version=\""), "{text}");
+    }
+
+    #[test]
+    fn cache_tiers_are_lowercase_and_start_at_zero() {
+        let m = Metrics::new();
+        m.cache_hits.get_or_create(&TierLabel { tier: Tier::Memory }).inc();
+        let text = m.render();
+        assert_eq!(value(&text, "sentinel_proxy_cache_hits_total{tier=\"memory\"}").as_deref(), Some("1"));
+        assert_eq!(value(&text, "sentinel_proxy_cache_misses_total{tier=\"redis\"}").as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn gauges_of_unprobed_backends_say_unknown() {
+        let m = Metrics::new();
+        m.observe_snapshot(&pool().snapshot());
+        let text = m.render();
+        for (series, want) in [
+            ("sentinel_proxy_backend_up{backend=\"alpha\"}", "0"),
+            ("sentinel_proxy_backend_routable{backend=\"beta\"}", "0"),
+            ("sentinel_proxy_backend_integrity_score{backend=\"alpha\"}", "-1"),
+            ("sentinel_proxy_backend_integrity_status{backend=\"alpha\",status=\"unknown\"}", "1"),
+            ("sentinel_proxy_backend_integrity_status{backend=\"alpha\",status=\"bad\"}", "0"),
+            ("sentinel_proxy_backend_circuit_state{backend=\"beta\"}", "0"),
+            ("sentinel_proxy_best_tip", "0"),
+        ] {
+            assert_eq!(value(&text, series).as_deref(), Some(want), "{series}");
+        }
+        assert!(!text.contains("10.0.0.1"), "a URL leaked into labels:\n{text}");
+        assert!(!text.contains("secret"), "credentials leaked:\n{text}");
+    }
+
+    #[test]
+    fn gauges_follow_the_published_snapshot() {
+        let pool = pool();
+        let snap = pool.snapshot();
+        let mut backends = snap.backends.clone();
+        backends[0].health =
+            Health { known: true, ready: true, tip: Some(1_000), lag: Some(0), healthy: true, ..Health::default() };
+        backends[1].health = Health {
+            known: true,
+            ready: true,
+            tip: Some(990),
+            lag: Some(10),
+            reason: Some("lagging 10 blocks".into()),
+            ..Health::default()
+        };
+        backends[1].integrity.verdict.status = IntegrityStatus::Bad;
+        backends[1].integrity.verdict.score = 62;
+        backends[1].integrity.checked_at = Some(1_767_225_600);
+        pool.publish(Snapshot { backends, best_tip: Some(1_000), finalized: None });
+        let m = Metrics::new();
+        m.observe_snapshot(&pool.snapshot());
+        let text = m.render();
+        for (series, want) in [
+            ("sentinel_proxy_backend_routable{backend=\"alpha\"}", "1"),
+            ("sentinel_proxy_backend_routable{backend=\"beta\"}", "0"),
+            ("sentinel_proxy_backend_up{backend=\"beta\"}", "1"),
+            ("sentinel_proxy_backend_tip{backend=\"beta\"}", "990"),
+            ("sentinel_proxy_backend_lag_blocks{backend=\"beta\"}", "10"),
+            ("sentinel_proxy_backend_integrity_score{backend=\"beta\"}", "62"),
+            ("sentinel_proxy_backend_integrity_status{backend=\"beta\",status=\"bad\"}", "1"),
+            ("sentinel_proxy_backend_integrity_status{backend=\"beta\",status=\"unknown\"}", "0"),
+            ("sentinel_proxy_backend_integrity_checked_timestamp_seconds{backend=\"beta\"}", "1767225600"),
+            ("sentinel_proxy_best_tip", "1000"),
+        ] {
+            assert_eq!(value(&text, series).as_deref(), Some(want), "{series}");
+        }
+    }
+
+    #[test]
+    fn value_mappings() {
+        assert_eq!(score_value(IntegrityStatus::Unknown, 0), -1);
+        assert_eq!(score_value(IntegrityStatus::Bad, 0), 0);
+        assert_eq!(score_value(IntegrityStatus::Perfect, 100), 100);
+        assert_eq!(circuit_value(CircuitState::Closed), 0);
+        assert_eq!(circuit_value(CircuitState::Open), 1);
+        assert_eq!(circuit_value(CircuitState::HalfOpen), 2);
+        assert_eq!(gauge_value(u64::MAX), i64::MAX);
     }
 }

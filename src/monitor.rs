@@ -14,9 +14,10 @@ use tokio::time::{interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::forward::HttpClient;
+use crate::forward::{self, HttpClient};
 use crate::health::{self, Probe, TipsMethod};
 use crate::integrity::{self, Analysis, IntegrityParams, IntegrityStatus};
+use crate::jsonrpc;
 use crate::upstream::{BackendView, Health, Integrity, Namespace, Pool, Snapshot};
 
 /// The monitor task's private state (only it touches this).
@@ -38,14 +39,7 @@ impl Monitor {
     pub fn new(config: Arc<Config>, pool: Arc<Pool>, client: HttpClient) -> Monitor {
         let n = pool.snapshot().backends.len();
         let params = config.integrity.clone();
-        Monitor {
-            config,
-            pool,
-            client,
-            tips: vec![TipsMethod::default(); n],
-            params,
-            detected: false,
-        }
+        Monitor { config, pool, client, tips: vec![TipsMethod::default(); n], params, detected: false }
     }
 
     /// Runs both loops until `cancel`. The first probe and analysis happen at once.
@@ -68,20 +62,13 @@ impl Monitor {
     /// One health pass: probe every backend, publish.
     pub async fn run_once(&mut self) {
         let snap = self.pool.snapshot();
-        let timeout = self.config.attempt_timeout.min(
-            self.config
-                .health_interval
-                .max(std::time::Duration::from_secs(1)),
-        );
+        let timeout =
+            self.config.attempt_timeout.min(self.config.health_interval.max(std::time::Duration::from_secs(1)));
         let client = &self.client;
-        let probes = snap
-            .backends
-            .iter()
-            .zip(self.tips.iter_mut())
-            .map(|(v, tips)| {
-                let backend = Arc::clone(&v.backend);
-                async move { health::probe(client, &backend, tips, timeout).await }
-            });
+        let probes = snap.backends.iter().zip(self.tips.iter_mut()).map(|(v, tips)| {
+            let backend = Arc::clone(&v.backend);
+            async move { health::probe(client, &backend, tips, timeout).await }
+        });
         let results: Vec<Result<Probe, String>> = join_all(probes).await;
         let next = assess(&self.config, &snap, &results);
         self.pool.publish(next);
@@ -115,26 +102,15 @@ impl Monitor {
             .map(|(i, v)| {
                 let mut integrity = v.integrity.clone();
                 if let Some(j) = slot_of[i] {
-                    integrity = Integrity {
-                        verdict: good[j].1.verdict.clone(),
-                        checked_at: Some(now),
-                        error: None,
-                    };
+                    integrity = Integrity { verdict: good[j].1.verdict.clone(), checked_at: Some(now), error: None };
                 } else if let Some(e) = errors[i].take() {
                     integrity.error = Some(e);
                 }
                 log_verdict_change(v, &integrity);
-                BackendView {
-                    integrity,
-                    ..v.clone()
-                }
+                BackendView { integrity, ..v.clone() }
             })
             .collect();
-        self.pool.publish(Snapshot {
-            backends,
-            best_tip: snap.best_tip,
-            finalized: snap.finalized,
-        });
+        self.pool.publish(Snapshot { backends, best_tip: snap.best_tip, finalized: snap.finalized });
     }
 
     /// Fetches and analyses one backend's stats; `None` when it is not ready (not checked).
@@ -142,22 +118,17 @@ impl Monitor {
         if !v.health.ready {
             return None;
         }
-        let calls = [(health::full_name(&v.backend, "getValidatorsStats"), "[]")];
-        let fetched = health::call_batch(
-            &self.client,
-            &v.backend,
-            &calls,
-            self.config.request_timeout,
-            self.config.max_stats_bytes,
-        )
-        .await;
+        let mut request = Vec::new();
+        jsonrpc::encode_call(&mut request, "1", &health::full_name(&v.backend, "getValidatorsStats"), None);
+        let (timeout, limit) = (self.config.request_timeout, self.config.max_stats_bytes);
+        let fetched =
+            forward::send_limited(&self.client, &v.backend, request.into(), "integrity", timeout, limit).await;
         let body = match fetched {
-            Ok((reply, _)) => reply.body,
+            Ok(reply) => reply.body,
             Err(e) => return Some(Err(format!("fetching validator stats failed: {e}"))),
         };
         let params = self.params.clone();
-        let analysed =
-            tokio::task::spawn_blocking(move || integrity::analyse_response(&body, &params)).await;
+        let analysed = tokio::task::spawn_blocking(move || integrity::analyse_response(&body, &params)).await;
         Some(match analysed {
             Ok(Ok(a)) => Ok(a),
             Ok(Err(e)) => Err(format!("analysis failed: {e}")),
@@ -172,22 +143,12 @@ impl Monitor {
             return;
         }
         let snap = self.pool.snapshot();
-        let Some(v) = snap
-            .backends
-            .iter()
-            .find(|v| v.health.ready && v.backend.namespace() == Namespace::Aztec)
-        else {
+        let Some(v) = snap.backends.iter().find(|v| v.health.ready && v.backend.namespace() == Namespace::Aztec) else {
             return;
         };
         let calls = [("aztec_getL1Constants".to_owned(), "[]")];
-        let Ok((_, outcomes)) = health::call_batch(
-            &self.client,
-            &v.backend,
-            &calls,
-            self.config.attempt_timeout,
-            1 << 20,
-        )
-        .await
+        let Ok((_, outcomes)) =
+            health::call_batch(&self.client, &v.backend, &calls, self.config.attempt_timeout, 1 << 20).await
         else {
             return;
         };
@@ -197,17 +158,10 @@ impl Monitor {
         let Ok(c) = serde_json::from_str::<serde_json::Value>(text) else {
             return;
         };
-        if let (false, Some(s)) = (
-            slots_set,
-            c.get("epochDuration").and_then(serde_json::Value::as_u64),
-        ) {
+        if let (false, Some(s)) = (slots_set, c.get("epochDuration").and_then(serde_json::Value::as_u64)) {
             self.params.slots_per_epoch = s.max(1);
         }
-        if let (false, Some(e)) = (
-            validators_set,
-            c.get("targetCommitteeSize")
-                .and_then(serde_json::Value::as_u64),
-        ) {
+        if let (false, Some(e)) = (validators_set, c.get("targetCommitteeSize").and_then(serde_json::Value::as_u64)) {
             self.params.expected_validators = e.max(1);
         }
         self.detected = true;
@@ -216,9 +170,7 @@ impl Monitor {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The corroborated tip: the second-highest when three or more nodes report, else the highest,
@@ -243,17 +195,13 @@ fn expected_rollup(config: &Config, probes: &[Result<Probe, String>]) -> Option<
             *counts.entry(v).or_default() += 1;
         }
     }
-    counts
-        .into_iter()
-        .max_by_key(|&(v, n)| (n, std::cmp::Reverse(v)))
-        .map(|(v, _)| v)
+    counts.into_iter().max_by_key(|&(v, n)| (n, std::cmp::Reverse(v))).map(|(v, _)| v)
 }
 
 /// Turns probe results into the next snapshot (pure).
 pub fn assess(config: &Config, prev: &Snapshot, probes: &[Result<Probe, String>]) -> Snapshot {
     let rollup = expected_rollup(config, probes);
-    let on_network =
-        |p: &Probe| rollup.is_none() || p.rollup_version.is_none() || p.rollup_version == rollup;
+    let on_network = |p: &Probe| rollup.is_none() || p.rollup_version.is_none() || p.rollup_version == rollup;
     let tips: Vec<u64> = probes
         .iter()
         .flatten()
@@ -261,11 +209,7 @@ pub fn assess(config: &Config, prev: &Snapshot, probes: &[Result<Probe, String>]
         .filter_map(|p| p.tips.map(|t| t.proposed))
         .collect();
     let best = corroborated_tip(tips);
-    let finalized = probes
-        .iter()
-        .flatten()
-        .filter_map(|p| p.tips?.finalized)
-        .max();
+    let finalized = probes.iter().flatten().filter_map(|p| p.tips?.finalized).max();
     let backends = prev
         .backends
         .iter()
@@ -273,17 +217,10 @@ pub fn assess(config: &Config, prev: &Snapshot, probes: &[Result<Probe, String>]
         .map(|(v, p)| {
             let health = judge(config, p, best, rollup, &v.health);
             log_health_change(v, &health);
-            BackendView {
-                health,
-                ..v.clone()
-            }
+            BackendView { health, ..v.clone() }
         })
         .collect();
-    Snapshot {
-        backends,
-        best_tip: best,
-        finalized,
-    }
+    Snapshot { backends, best_tip: best, finalized }
 }
 
 /// Health of one backend from its probe.
@@ -297,10 +234,7 @@ fn judge(
     let p = match probe {
         Ok(p) => p,
         Err(e) => {
-            return Health {
-                reason: Some(format!("probe failed: {e}")),
-                ..prev.clone_identity()
-            };
+            return Health { reason: Some(format!("probe failed: {e}")), ..prev.clone_identity() };
         }
     };
     let tip = p.tips.map(|t| t.proposed);
@@ -312,18 +246,14 @@ fn judge(
         Some("not ready (isReady returned false)".to_owned())
     } else {
         match (rollup, p.rollup_version) {
-            (Some(want), Some(got)) if want != got => {
-                Some(format!("on rollup version {got}, expected {want}"))
-            }
+            (Some(want), Some(got)) if want != got => Some(format!("on rollup version {got}, expected {want}")),
             _ => None,
         }
     };
     let reason = reason.or_else(|| match (p.tips, lag) {
         (None, _) => Some("tips unreadable".to_owned()),
         (Some(t), _) if t.proposed == 0 => Some("tip is 0 (not synced)".to_owned()),
-        (Some(t), _) if t.proven.is_some_and(|pr| pr > t.proposed) => {
-            Some("proven tip above proposed tip".to_owned())
-        }
+        (Some(t), _) if t.proven.is_some_and(|pr| pr > t.proposed) => Some("proven tip above proposed tip".to_owned()),
         (_, Some(l)) if l > config.max_block_lag => Some(format!(
             "lagging {l} blocks behind tip {} (MAX_BLOCK_LAG {})",
             best.unwrap_or(0),

@@ -1,25 +1,28 @@
-//! The request path, as one straight line: parse → per-item policy → group → dispatch (with
-//! failover) → answers in request order with the client's ids. A batch goes to one node as one
-//! batch where its items can share a node; writes, sticky receipt look-ups and historical-state
-//! reads form their own groups.
+//! The request path, as one straight line: parse → per-item policy → cache → coalesce → group
+//! → dispatch (with failover and hedging) → answers in request order with the client's ids.
+//! Each batch item is allowed, cached, coalesced and routed on its own; items that can share a
+//! node go to it as one batch, while writes, sticky receipt look-ups and historical-state reads
+//! form their own groups.
 
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, StatusCode};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
+use crate::affinity;
+use crate::cache::{self, Entry, Rule};
+use crate::coalesce::{self, LeaderGuard, Published, Role};
 use crate::dispatch::{Delivered, Outbound};
 use crate::error::ProxyError;
 use crate::jsonrpc::{self, Body, BodyError, Item, Outcome};
-use crate::methods::{self, MethodInfo};
+use crate::methods::{self, Class, MethodInfo};
 use crate::metrics::{Metrics, ReasonLabel, RequestLabels};
 use crate::selection::{Needs, Route};
 use crate::server::AppState;
 
 /// The gateway's answer to one HTTP request.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RpcResponse {
     /// HTTP status.
     pub status: StatusCode,
@@ -31,12 +34,14 @@ pub struct RpcResponse {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// `/pruned` fell back to an archiver.
     pub fallback: bool,
+    /// Every item came from the cache.
+    pub cached: bool,
     /// Seconds for `Retry-After` (429).
     pub retry_after: Option<u64>,
 }
 
 impl RpcResponse {
-    /// A whole-request gateway error (single error object, no id).
+    /// A whole-request gateway error (single error object, `id: null`).
     pub fn error(err: &ProxyError) -> RpcResponse {
         let mut body = Vec::new();
         jsonrpc::encode_answer(&mut body, Some(null_id()), &err.to_outcome());
@@ -44,14 +49,7 @@ impl RpcResponse {
             ProxyError::TooManyRequests { retry_after_s, .. } => Some(*retry_after_s),
             _ => None,
         };
-        RpcResponse {
-            status: err.status(),
-            body,
-            backends: Vec::new(),
-            headers: Vec::new(),
-            fallback: false,
-            retry_after,
-        }
+        RpcResponse { status: err.status(), body, retry_after, ..RpcResponse::default() }
     }
 }
 
@@ -65,14 +63,27 @@ struct Slot {
     method: String,
     result: Option<Result<Outcome, ProxyError>>,
     backend: Option<String>,
+    /// Node HTTP status, for single requests.
+    status: StatusCode,
+    from_cache: bool,
+}
+
+/// An admitted call on its way to a node.
+struct Pending {
+    slot: usize,
+    call: Outbound,
+    info: Option<&'static MethodInfo>,
+    needs: Needs,
+    write: bool,
+    rule: Rule,
+    key: Option<String>,
+    leader: Option<LeaderGuard>,
 }
 
 /// A set of calls that go to one node together.
+#[derive(Default)]
 struct Group {
-    slots: Vec<usize>,
-    calls: Vec<Outbound>,
-    needs: Needs,
-    write: bool,
+    members: Vec<Pending>,
 }
 
 /// Serves one JSON-RPC body arriving on `route`.
@@ -81,224 +92,235 @@ pub async fn handle(app: &AppState, route: Route, body: &[u8], request_id: &str)
     let (items, batch) = match jsonrpc::parse_body(body) {
         Ok(Body::Single(i)) => (vec![i], false),
         Ok(Body::Batch(v)) if v.len() > app.config.max_batch => {
-            let msg = format!(
-                "Batch request exceeds maximum allowed size of {}",
-                app.config.max_batch
-            );
+            let msg = format!("Batch request exceeds maximum allowed size of {}", app.config.max_batch);
             return reject(app, &ProxyError::InvalidRequest(msg));
         }
         Ok(Body::Batch(v)) => (v, true),
         Err(BodyError::Parse(m)) => return reject(app, &ProxyError::Parse(m)),
         Err(BodyError::Invalid(m)) => return reject(app, &ProxyError::InvalidRequest(m)),
     };
+    let mut resp = RpcResponse { status: StatusCode::OK, ..RpcResponse::default() };
     let mut slots = Vec::with_capacity(items.len());
-    let mut groups: Vec<Group> = Vec::new();
+    let mut pending = Vec::new();
     for item in items {
-        admit(app, item, &mut slots, &mut groups);
+        pending.extend(admit(app, item, &mut slots));
     }
-    let runs = groups
-        .iter()
-        .map(|g| run_group(app, route, g, deadline, request_id));
-    let delivered = futures::future::join_all(runs).await;
-    let mut resp = RpcResponse {
-        status: StatusCode::OK,
-        body: Vec::new(),
-        backends: Vec::new(),
-        headers: Vec::new(),
-        fallback: false,
-        retry_after: None,
-    };
-    let mut node_status = StatusCode::OK;
-    for (group, result) in groups.iter().zip(delivered) {
-        match result {
-            Ok(d) => {
-                on_delivered(app, group, &d);
-                node_status = d.status;
-                resp.fallback |= d.fallback;
-                if resp.headers.is_empty() {
-                    resp.headers = d.headers;
-                }
-                if !resp.backends.contains(&d.backend) {
-                    resp.backends.push(d.backend.clone());
-                }
-                for (&s, o) in group.slots.iter().zip(d.outcomes) {
-                    slots[s].result = Some(Ok(o));
-                    slots[s].backend = Some(d.backend.clone());
-                }
+    let finalized = app.pool.snapshot().finalized;
+    let mut to_send = Vec::with_capacity(pending.len());
+    let mut joiners = Vec::new();
+    for mut p in pending {
+        p.rule = p
+            .info
+            .map_or(Rule::Never, |i| cache::policy(i, p.call.params.as_deref(), finalized, app.config.cache_volatile));
+        if let Some(hit) = lookup(app, &mut p).await {
+            resp.headers.extend(hit.header_pairs());
+            fill(
+                &mut slots[p.slot],
+                Outcome::Result(Some(Arc::clone(&hit.result))),
+                hit.backend.clone(),
+                StatusCode::OK,
+                true,
+            );
+            continue;
+        }
+        match coalescable(&p).then(|| app.coalescer.join(p.key.clone().unwrap_or_default())) {
+            Some(Role::Joiner(rx)) => joiners.push((p, rx)),
+            Some(Role::Leader(guard)) => {
+                p.leader = Some(guard);
+                to_send.push(p);
             }
-            Err(e) => {
-                for &s in &group.slots {
-                    slots[s].result = Some(Err(e.clone()));
-                }
-            }
+            None => to_send.push(p),
         }
     }
-    finish(app, route, slots, batch, node_status, resp)
+    let groups = group(to_send);
+    let sent = futures::future::join_all(groups.into_iter().map(|g| run_group(app, route, g, deadline, request_id)));
+    let waited = futures::future::join_all(
+        joiners.into_iter().map(|(p, rx)| join_leader(app, route, p, rx, deadline, request_id)),
+    );
+    let (sent, waited) = futures::join!(sent, waited);
+    for (members, result) in sent.into_iter().flatten() {
+        record(&mut slots, &mut resp, &members, result);
+    }
+    for (p, result) in waited {
+        record(&mut slots, &mut resp, std::slice::from_ref(&p), result);
+    }
+    finish(app, route, slots, batch, resp)
 }
 
-/// Applies policy to one item: an immediate error slot, or a call in a group.
-fn admit(app: &AppState, item: Item, slots: &mut Vec<Slot>, groups: &mut Vec<Group>) {
-    let index = slots.len();
+/// Applies policy to one item: an immediate error slot, or a pending call.
+fn admit(app: &AppState, item: Item, slots: &mut Vec<Slot>) -> Option<Pending> {
+    let slot = slots.len();
+    let blank = |id, method: String, result| Slot {
+        id,
+        method,
+        result,
+        backend: None,
+        status: StatusCode::OK,
+        from_cache: false,
+    };
     let call = match item {
         Item::Invalid { id, reason } => {
             let id = Some(id.unwrap_or_else(|| null_id().to_owned()));
-            slots.push(Slot {
-                id,
-                method: String::new(),
-                result: Some(Err(ProxyError::InvalidRequest(reason))),
-                backend: None,
-            });
-            return;
+            slots.push(blank(id, String::new(), Some(Err(ProxyError::InvalidRequest(reason)))));
+            return None;
         }
         Item::Call(c) => c,
     };
-    let allowed = app.policy.allows(&call.method);
-    let result = (!allowed).then(|| Err(ProxyError::MethodNotFound(call.method.clone())));
-    slots.push(Slot {
-        id: call.id,
-        method: call.method.clone(),
-        result,
-        backend: None,
-    });
-    if !allowed {
-        return;
+    if !app.policy.allows(&call.method) {
+        let err = Err(ProxyError::MethodNotFound(call.method.clone()));
+        slots.push(blank(call.id, call.method, Some(err)));
+        return None;
     }
+    slots.push(blank(call.id, call.method.clone(), None));
     let info = methods::lookup(&call.method);
-    let write = info.is_none_or(|m| !m.is_read());
     let params: Option<Arc<RawValue>> = call.params.map(Arc::from);
     let needs = Needs {
-        sticky: sticky_for(app, info, params.as_deref()),
-        block: historic_block(info, params.as_deref()),
+        sticky: affinity::sticky_for(app, info, params.as_deref()),
+        block: affinity::historic_block(info, params.as_deref()),
         exclude: Vec::new(),
     };
-    let outbound = Outbound {
-        method: call.method,
-        params,
-    };
-    let plain = !write && needs.sticky.is_none() && needs.block.is_none();
-    if plain {
-        if let Some(g) = groups
-            .iter_mut()
-            .find(|g| !g.write && g.needs.sticky.is_none() && g.needs.block.is_none())
-        {
-            g.slots.push(index);
-            g.calls.push(outbound);
-            return;
+    let write = info.is_none_or(|m| !m.is_read());
+    let key = info.map(|i| cache::key(i, params.as_deref()));
+    let call = Outbound { method: call.method, params };
+    Some(Pending { slot, call, info, needs, write, rule: Rule::Never, key, leader: None })
+}
+
+/// Cache look-up for a cacheable call.
+async fn lookup(app: &AppState, p: &mut Pending) -> Option<Arc<Entry>> {
+    if p.rule == Rule::Never || p.needs.sticky.is_some() {
+        return None;
+    }
+    app.cache.get(p.key.as_deref()?).await
+}
+
+/// Reads that are the same on every node can share one in-flight request.
+fn coalescable(p: &Pending) -> bool {
+    let shared = p.info.is_some_and(|i| {
+        matches!(i.class, Class::Immutable | Class::ImmutableOnceFound | Class::Volatile | Class::Static)
+    });
+    shared && !p.write && p.needs.sticky.is_none() && p.key.is_some()
+}
+
+/// Groups calls: plain reads together, everything else alone.
+fn group(pending: Vec<Pending>) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut plain = Group::default();
+    for p in pending {
+        if !p.write && p.needs.sticky.is_none() && p.needs.block.is_none() {
+            plain.members.push(p);
+        } else {
+            groups.push(Group { members: vec![p] });
         }
     }
-    groups.push(Group {
-        slots: vec![index],
-        calls: vec![outbound],
-        needs,
-        write,
-    });
+    if !plain.members.is_empty() {
+        groups.insert(0, plain);
+    }
+    groups
 }
 
-async fn run_group(
+type GroupResult = (Vec<Pending>, Result<Delivered, ProxyError>);
+
+/// Dispatches one group, then publishes to joiners and fills the cache.
+async fn run_group(app: &AppState, route: Route, g: Group, deadline: Instant, request_id: &str) -> Option<GroupResult> {
+    let first = g.members.first()?;
+    let (needs, write) = (first.needs.clone(), first.write);
+    let calls: Vec<Outbound> = g.members.iter().map(|p| p.call.clone()).collect();
+    let result = app.dispatcher().dispatch(route, &calls, needs, write, deadline, request_id).await;
+    let mut members = g.members;
+    for (i, p) in members.iter_mut().enumerate() {
+        // On failure the guard drops here, telling joiners to go themselves (they wait
+        // concurrently with this group, so this must happen before we return).
+        let guard = p.leader.take();
+        let Ok(d) = &result else { continue };
+        let outcome = &d.outcomes[i];
+        affinity::observe(app, &p.call.method, p.call.params.as_deref(), outcome, d.backend_index);
+        store(app, p, outcome, d);
+        if let Some(guard) = guard {
+            guard.publish(Published::Done {
+                outcome: outcome.clone(),
+                backend: d.backend.clone(),
+                headers: d.headers.clone(),
+            });
+        }
+    }
+    Some((members, result))
+}
+
+/// Caches an answer when its rule and result allow.
+fn store(app: &AppState, p: &Pending, outcome: &Outcome, d: &Delivered) {
+    let (Some(key), Some(text)) = (&p.key, outcome.result_text()) else { return };
+    let Some(ttl) = cache::admits(p.rule, text, app.pool.snapshot().finalized) else { return };
+    let Outcome::Result(Some(result)) = outcome else { return };
+    let headers =
+        d.headers.iter().filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))).collect();
+    app.cache.put(key.clone(), Entry { result: Arc::clone(result), headers, backend: d.backend.clone(), ttl });
+}
+
+/// Waits for an identical in-flight request; goes alone if the leader gave up.
+async fn join_leader(
     app: &AppState,
     route: Route,
-    g: &Group,
+    p: Pending,
+    rx: tokio::sync::watch::Receiver<Option<Published>>,
     deadline: Instant,
     request_id: &str,
-) -> Result<Delivered, ProxyError> {
-    app.dispatcher()
-        .dispatch(
-            route,
-            &g.calls,
-            g.needs.clone(),
-            g.write,
-            deadline,
-            request_id,
-        )
-        .await
-}
-
-#[derive(Deserialize)]
-struct TxLike<'a> {
-    #[serde(borrow, rename = "txHash")]
-    tx_hash: Option<&'a str>,
-}
-
-#[derive(Deserialize)]
-struct ReceiptLike<'a> {
-    #[serde(borrow)]
-    status: Option<&'a str>,
-}
-
-/// First param as a string (tx hash look-ups).
-fn first_str(params: Option<&RawValue>) -> Option<String> {
-    let p: Vec<&RawValue> = serde_json::from_str(params?.get()).ok()?;
-    serde_json::from_str::<String>(p.first()?.get()).ok()
-}
-
-/// Read-your-writes: receipts and tx look-ups of a tx sent through us go to the node that took it.
-fn sticky_for(
-    app: &AppState,
-    info: Option<&MethodInfo>,
-    params: Option<&RawValue>,
-) -> Option<usize> {
-    let name = info?.name;
-    if name != "getTxReceipt" && name != "getTxByHash" {
-        return None;
+) -> (Pending, Result<Delivered, ProxyError>) {
+    match coalesce::wait(rx, deadline).await {
+        Some(Published::Done { outcome, backend, headers }) => {
+            app.metrics.coalesced.inc();
+            let d = Delivered {
+                outcomes: vec![outcome],
+                backend,
+                backend_index: usize::MAX,
+                status: StatusCode::OK,
+                headers,
+                fallback: false,
+            };
+            (p, Ok(d))
+        }
+        Some(Published::GoYourself) => {
+            let calls = [p.call.clone()];
+            let r = app.dispatcher().dispatch(route, &calls, p.needs.clone(), false, deadline, request_id).await;
+            (p, r)
+        }
+        None => (p, Err(ProxyError::Deadline(app.config.request_timeout.as_millis()))),
     }
-    app.sticky.get(&first_str(params)?.to_ascii_lowercase())
 }
 
-/// An explicit block number as first param of a world-state method (history-aware routing).
-fn historic_block(info: Option<&MethodInfo>, params: Option<&RawValue>) -> Option<u64> {
-    if !methods::reads_world_state(info?.name) {
-        return None;
-    }
-    let p: Vec<&RawValue> = serde_json::from_str(params?.get()).ok()?;
-    p.first()?.get().parse().ok()
+fn fill(slot: &mut Slot, outcome: Outcome, backend: String, status: StatusCode, from_cache: bool) {
+    slot.result = Some(Ok(outcome));
+    slot.backend = Some(backend);
+    slot.status = status;
+    slot.from_cache = from_cache;
 }
 
-/// Remembers which node took a tx; forgets once its receipt is mined.
-fn on_delivered(app: &AppState, g: &Group, d: &Delivered) {
-    for (call, outcome) in g.calls.iter().zip(&d.outcomes) {
-        let Some(info) = methods::lookup(&call.method) else {
-            continue;
-        };
-        match (info.name, outcome) {
-            ("sendTx", Outcome::Result(_)) => {
-                let hash = call.params.as_deref().and_then(|p| {
-                    let v: Vec<TxLike<'_>> = serde_json::from_str(p.get()).ok()?;
-                    v.first()?.tx_hash.map(str::to_ascii_lowercase)
-                });
-                if let Some(h) = hash {
-                    app.sticky.insert(h, d.backend_index);
-                }
+/// Puts a group's (or joiner's) outcome into the slots and the response headers.
+fn record(slots: &mut [Slot], resp: &mut RpcResponse, members: &[Pending], result: Result<Delivered, ProxyError>) {
+    match result {
+        Ok(d) => {
+            resp.fallback |= d.fallback;
+            if !resp.backends.contains(&d.backend) {
+                resp.backends.push(d.backend.clone());
             }
-            ("getTxReceipt", Outcome::Result(Some(r))) => {
-                let status = serde_json::from_str::<ReceiptLike<'_>>(r.get())
-                    .ok()
-                    .and_then(|x| x.status.map(str::to_owned));
-                if status.is_some_and(|s| s != "pending" && s != "dropped") {
-                    if let Some(h) = first_str(call.params.as_deref()) {
-                        app.sticky.invalidate(&h.to_ascii_lowercase());
-                    }
-                }
+            for (p, o) in members.iter().zip(d.outcomes) {
+                fill(&mut slots[p.slot], o, d.backend.clone(), d.status, false);
             }
-            _ => {}
+            resp.headers.extend(d.headers);
+        }
+        Err(e) => {
+            for p in members {
+                slots[p.slot].result = Some(Err(e.clone()));
+            }
         }
     }
 }
 
 /// Builds the response: ordered answers, status, metrics.
-fn finish(
-    app: &AppState,
-    route: Route,
-    slots: Vec<Slot>,
-    batch: bool,
-    node_status: StatusCode,
-    mut resp: RpcResponse,
-) -> RpcResponse {
+fn finish(app: &AppState, route: Route, slots: Vec<Slot>, batch: bool, mut resp: RpcResponse) -> RpcResponse {
     let mut out = Vec::with_capacity(256);
     let mut worst: Option<StatusCode> = None;
     let mut all_failed = true;
-    if batch {
-        out.push(b'[');
-    }
+    out.extend_from_slice(if batch { b"[" } else { b"" });
     for (i, slot) in slots.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -309,30 +331,45 @@ fn finish(
                 o.clone()
             }
             Err(e) => {
-                if e.is_server_side() {
-                    worst = Some(e.status());
-                } else {
-                    all_failed = false;
-                    worst = worst.or(Some(e.status()));
-                }
+                all_failed &= e.is_server_side();
+                worst = Some(worst.map_or(e.status(), |w| w.max(e.status())));
                 e.to_outcome()
             }
         };
         count(app, route, slot, &outcome);
         jsonrpc::encode_answer(&mut out, slot.id.as_deref(), &outcome);
     }
-    if batch {
-        out.push(b']');
-    }
-    resp.status = match (batch, &slots[0].result) {
-        (false, Some(Ok(Outcome::Error { .. }))) if node_status.is_client_error() => node_status,
-        (false, Some(Ok(_))) => StatusCode::OK,
+    out.extend_from_slice(if batch { b"]" } else { b"" });
+    let first = &slots[0];
+    resp.status = match (batch, &first.result) {
+        (false, Some(Ok(Outcome::Error { .. }))) if first.status.is_client_error() => first.status,
         (false, Some(Err(e))) => e.status(),
         (true, _) if all_failed => worst.unwrap_or(StatusCode::OK),
         _ => StatusCode::OK,
     };
+    resp.cached = slots.iter().all(|s| s.from_cache);
+    if resp.cached {
+        for s in &slots {
+            if let Some(b) = s.backend.as_ref().filter(|b| !resp.backends.contains(b)) {
+                resp.backends.push(b.clone());
+            }
+        }
+    }
+    dedup_headers(&mut resp.headers);
     resp.body = out;
     resp
+}
+
+/// One value per header name (the first node's).
+fn dedup_headers(h: &mut Vec<(HeaderName, HeaderValue)>) {
+    let mut seen: Vec<HeaderName> = Vec::new();
+    h.retain(|(k, _)| {
+        if seen.contains(k) {
+            return false;
+        }
+        seen.push(k.clone());
+        true
+    });
 }
 
 fn count(app: &AppState, route: Route, slot: &Slot, outcome: &Outcome) {
@@ -344,10 +381,7 @@ fn count(app: &AppState, route: Route, slot: &Slot, outcome: &Outcome) {
     app.metrics.served.inc();
     if let Some(Err(e)) = &slot.result {
         app.metrics.failed.inc();
-        app.metrics
-            .rejected
-            .get_or_create(&ReasonLabel { reason: e.label() })
-            .inc();
+        app.metrics.rejected.get_or_create(&ReasonLabel { reason: e.label() }).inc();
     }
     let labels = RequestLabels {
         route: route.as_str(),
@@ -360,11 +394,6 @@ fn count(app: &AppState, route: Route, slot: &Slot, outcome: &Outcome) {
 
 /// A whole-request rejection, counted.
 pub fn reject(app: &AppState, err: &ProxyError) -> RpcResponse {
-    app.metrics
-        .rejected
-        .get_or_create(&ReasonLabel {
-            reason: err.label(),
-        })
-        .inc();
+    app.metrics.rejected.get_or_create(&ReasonLabel { reason: err.label() }).inc();
     RpcResponse::error(err)
 }

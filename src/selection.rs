@@ -62,50 +62,30 @@ fn tier(v: &BackendView) -> u8 {
 fn eligible(v: &BackendView, needs: &Needs) -> bool {
     v.routable()
         && !needs.exclude.contains(&v.backend.index)
-        && needs
-            .block
-            .is_none_or(|b| v.health.oldest_historic.is_none_or(|oldest| oldest <= b))
+        && needs.block.is_none_or(|b| v.health.oldest_historic.is_none_or(|oldest| oldest <= b))
 }
 
 /// Chooses a backend for a request, or `None` when nothing is routable for this route.
 pub fn pick(snapshot: &Snapshot, route: Route, needs: &Needs) -> Option<Pick> {
     if let Some(i) = needs.sticky {
         if let Some(v) = snapshot.backends.get(i).filter(|v| eligible(v, needs)) {
-            return Some(Pick {
-                index: v.backend.index,
-                fallback: false,
-            });
+            return Some(Pick { index: v.backend.index, fallback: false });
         }
     }
     let candidates = |want: &dyn Fn(&BackendView) -> bool| -> Vec<&BackendView> {
-        snapshot
-            .backends
-            .iter()
-            .filter(|v| want(v) && eligible(v, needs))
-            .collect()
+        snapshot.backends.iter().filter(|v| want(v) && eligible(v, needs)).collect()
     };
     let archiver_ok = |v: &BackendView| v.is_archiver() && tier(v) == 0;
     match route {
-        Route::Any => best(&candidates(&|_| true)).map(|index| Pick {
-            index,
-            fallback: false,
-        }),
-        Route::Archiver => best(&candidates(&archiver_ok)).map(|index| Pick {
-            index,
-            fallback: false,
-        }),
+        Route::Any => best(&candidates(&|_| true)).map(|index| Pick { index, fallback: false }),
+        Route::Archiver => best(&candidates(&archiver_ok)).map(|index| Pick { index, fallback: false }),
         Route::Pruned => {
-            let pruned =
-                candidates(&|v| !v.is_archiver() && v.integrity.verdict.kind == NodeKind::Pruned);
+            let pruned = candidates(&|v| !v.is_archiver() && v.integrity.verdict.kind == NodeKind::Pruned);
             match best(&pruned) {
-                Some(index) => Some(Pick {
-                    index,
-                    fallback: false,
-                }),
-                None => best(&candidates(&|v| v.is_archiver() && tier(v) < 2)).map(|index| Pick {
-                    index,
-                    fallback: true,
-                }),
+                Some(index) => Some(Pick { index, fallback: false }),
+                None => {
+                    best(&candidates(&|v| v.is_archiver() && tier(v) < 2)).map(|index| Pick { index, fallback: true })
+                }
             }
         }
     }
@@ -154,9 +134,7 @@ mod tests {
     use std::time::Duration;
 
     fn snapshot(n: usize, setup: impl Fn(usize, &mut BackendView)) -> Snapshot {
-        let urls: Vec<String> = (0..n)
-            .map(|i| format!("http://127.0.0.1:{}", 10_000 + i))
-            .collect();
+        let urls: Vec<String> = (0..n).map(|i| format!("http://127.0.0.1:{}", 10_000 + i)).collect();
         let refs: Vec<&str> = urls.iter().map(String::as_str).collect();
         let pool = Pool::new(&Config::for_tests(&refs));
         let snap = pool.snapshot();
@@ -166,11 +144,7 @@ mod tests {
             v.health.known = true;
             setup(i, v);
         }
-        Snapshot {
-            backends,
-            best_tip: Some(100),
-            finalized: None,
-        }
+        Snapshot { backends, best_tip: Some(100), finalized: None }
     }
 
     fn verdict(v: &mut BackendView, status: IntegrityStatus, kind: NodeKind, score: u8) {
@@ -185,10 +159,7 @@ mod tests {
         for _ in 0..50 {
             assert_eq!(pick(&s, Route::Any, &Needs::default()).unwrap().index, 2);
         }
-        let needs = Needs {
-            exclude: vec![2],
-            ..Needs::default()
-        };
+        let needs = Needs { exclude: vec![2], ..Needs::default() };
         assert_eq!(pick(&s, Route::Any, &needs), None);
     }
 
@@ -200,20 +171,10 @@ mod tests {
             _ => verdict(v, IntegrityStatus::Good, NodeKind::Pruned, 97),
         });
         assert_eq!(pick(&s, Route::Any, &Needs::default()).unwrap().index, 2);
-        let needs = Needs {
-            exclude: vec![2],
-            ..Needs::default()
-        };
+        let needs = Needs { exclude: vec![2], ..Needs::default() };
         assert_eq!(pick(&s, Route::Any, &needs).unwrap().index, 1);
-        let needs = Needs {
-            exclude: vec![1, 2],
-            ..Needs::default()
-        };
-        assert_eq!(
-            pick(&s, Route::Any, &needs).unwrap().index,
-            0,
-            "bad serves last"
-        );
+        let needs = Needs { exclude: vec![1, 2], ..Needs::default() };
+        assert_eq!(pick(&s, Route::Any, &needs).unwrap().index, 0, "bad serves last");
     }
 
     #[test]
@@ -223,19 +184,9 @@ mod tests {
             1 => verdict(v, IntegrityStatus::Perfect, NodeKind::Pruned, 100),
             _ => verdict(v, IntegrityStatus::Perfect, NodeKind::Archiver, 100),
         });
-        assert_eq!(
-            pick(&s, Route::Archiver, &Needs::default()).unwrap().index,
-            2
-        );
-        let needs = Needs {
-            exclude: vec![2],
-            ..Needs::default()
-        };
-        assert_eq!(
-            pick(&s, Route::Archiver, &needs),
-            None,
-            "never a bad archiver"
-        );
+        assert_eq!(pick(&s, Route::Archiver, &Needs::default()).unwrap().index, 2);
+        let needs = Needs { exclude: vec![2], ..Needs::default() };
+        assert_eq!(pick(&s, Route::Archiver, &needs), None, "never a bad archiver");
     }
 
     #[test]
@@ -244,37 +195,16 @@ mod tests {
             0 => verdict(v, IntegrityStatus::Perfect, NodeKind::Pruned, 100),
             _ => verdict(v, IntegrityStatus::Perfect, NodeKind::Archiver, 100),
         });
-        assert_eq!(
-            pick(&s, Route::Pruned, &Needs::default()),
-            Some(Pick {
-                index: 0,
-                fallback: false
-            })
-        );
-        let needs = Needs {
-            exclude: vec![0],
-            ..Needs::default()
-        };
-        assert_eq!(
-            pick(&s, Route::Pruned, &needs),
-            Some(Pick {
-                index: 1,
-                fallback: true
-            })
-        );
+        assert_eq!(pick(&s, Route::Pruned, &Needs::default()), Some(Pick { index: 0, fallback: false }));
+        let needs = Needs { exclude: vec![0], ..Needs::default() };
+        assert_eq!(pick(&s, Route::Pruned, &needs), Some(Pick { index: 1, fallback: true }));
     }
 
     #[test]
     fn p2c_prefers_the_faster_node() {
         let s = snapshot(2, |_, _| {});
-        s.backends[0]
-            .backend
-            .stats
-            .record_latency(Duration::from_millis(50));
-        s.backends[1]
-            .backend
-            .stats
-            .record_latency(Duration::from_millis(1));
+        s.backends[0].backend.stats.record_latency(Duration::from_millis(50));
+        s.backends[1].backend.stats.record_latency(Duration::from_millis(1));
         for _ in 0..20 {
             assert_eq!(pick(&s, Route::Any, &Needs::default()).unwrap().index, 1);
         }
@@ -282,20 +212,12 @@ mod tests {
 
     #[test]
     fn history_and_stickiness() {
-        let s = snapshot(2, |i, v| {
-            v.health.oldest_historic = Some(if i == 0 { 1 } else { 900 })
-        });
-        let needs = Needs {
-            block: Some(10),
-            ..Needs::default()
-        };
+        let s = snapshot(2, |i, v| v.health.oldest_historic = Some(if i == 0 { 1 } else { 900 }));
+        let needs = Needs { block: Some(10), ..Needs::default() };
         for _ in 0..20 {
             assert_eq!(pick(&s, Route::Any, &needs).unwrap().index, 0);
         }
-        let needs = Needs {
-            sticky: Some(1),
-            ..Needs::default()
-        };
+        let needs = Needs { sticky: Some(1), ..Needs::default() };
         assert_eq!(pick(&s, Route::Any, &needs).unwrap().index, 1);
     }
 }

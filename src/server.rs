@@ -18,8 +18,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::cache::Cache;
+use crate::coalesce::Coalescer;
 use crate::config::Config;
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, HedgeBudget};
 use crate::error::ProxyError;
 use crate::forward::{self, HttpClient};
 use crate::methods::Policy;
@@ -53,6 +55,12 @@ pub struct Inner {
     pub in_flight: Arc<Semaphore>,
     /// Per-client rate limiter.
     pub limiter: RateLimiter,
+    /// Answer cache (memory + Redis).
+    pub cache: Cache,
+    /// In-flight identical reads.
+    pub coalescer: Arc<Coalescer>,
+    /// Hedge accounting (≤ 10 % extra reads).
+    pub hedge_budget: HedgeBudget,
     /// When the gateway started.
     pub started: std::time::Instant,
 }
@@ -71,12 +79,12 @@ impl AppState {
         AppState(Arc::new(Inner {
             client: forward::client(),
             policy,
-            sticky: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(1800))
-                .build(),
+            sticky: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(1800)).build(),
             in_flight: Arc::new(Semaphore::new(config.max_concurrent_requests)),
             limiter: RateLimiter::new(&config),
+            cache: Cache::new(&config, Arc::clone(&metrics)),
+            coalescer: Arc::new(Coalescer::default()),
+            hedge_budget: HedgeBudget::default(),
             started: std::time::Instant::now(),
             metrics,
             pool,
@@ -92,6 +100,8 @@ impl AppState {
             metrics: &self.metrics,
             max_retries: self.config.max_retries,
             attempt_timeout: self.config.attempt_timeout,
+            request_timeout: self.config.request_timeout,
+            budget: &self.hedge_budget,
         }
     }
 }
@@ -113,11 +123,7 @@ pub fn app(state: AppState) -> Router {
 async fn rpc_root(s: State<AppState>, c: ConnectInfo<SocketAddr>, r: Request<Body>) -> Response {
     rpc(s, c, Route::Any, r).await
 }
-async fn rpc_archiver(
-    s: State<AppState>,
-    c: ConnectInfo<SocketAddr>,
-    r: Request<Body>,
-) -> Response {
+async fn rpc_archiver(s: State<AppState>, c: ConnectInfo<SocketAddr>, r: Request<Body>) -> Response {
     rpc(s, c, Route::Archiver, r).await
 }
 async fn rpc_pruned(s: State<AppState>, c: ConnectInfo<SocketAddr>, r: Request<Body>) -> Response {
@@ -125,13 +131,8 @@ async fn rpc_pruned(s: State<AppState>, c: ConnectInfo<SocketAddr>, r: Request<B
 }
 
 async fn not_post() -> Response {
-    let mut r = (
-        StatusCode::METHOD_NOT_ALLOWED,
-        "JSON-RPC needs POST; see /dashboard or /health\n",
-    )
-        .into_response();
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    let mut r = (StatusCode::METHOD_NOT_ALLOWED, "JSON-RPC needs POST; see /dashboard or /health\n").into_response();
+    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
     r
 }
 
@@ -171,21 +172,14 @@ async fn rpc(
 }
 
 async fn read_body(req: Request<Body>, limit: usize) -> Result<bytes::Bytes, ProxyError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ProxyError::BodyTooLarge(limit));
     }
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ProxyError::BodyTooLarge(limit))
-        }
-        Err(e) => Err(ProxyError::InvalidRequest(format!(
-            "could not read body: {e}"
-        ))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ProxyError::BodyTooLarge(limit)),
+        Err(e) => Err(ProxyError::InvalidRequest(format!("could not read body: {e}"))),
     }
 }
 
@@ -193,10 +187,7 @@ fn into_http(r: RpcResponse, request_id: &str) -> Response {
     let mut resp = Response::new(Body::from(r.body));
     *resp.status_mut() = r.status;
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (k, v) in r.headers {
         h.insert(k, v);
     }
@@ -208,6 +199,7 @@ fn into_http(r: RpcResponse, request_id: &str) -> Response {
             h.insert("x-sentinel-backend", v);
         }
     }
+    h.insert("x-sentinel-cache", HeaderValue::from_static(if r.cached { "hit" } else { "miss" }));
     if r.fallback {
         h.insert("x-sentinel-fallback", HeaderValue::from_static("archiver"));
     }
@@ -219,15 +211,9 @@ fn into_http(r: RpcResponse, request_id: &str) -> Response {
 
 /// The client's `x-request-id` when sane (≤ 128 chars of `[A-Za-z0-9._:-]`), else a new one.
 pub fn request_id(headers: &HeaderMap) -> String {
-    let given = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| {
-            !s.is_empty()
-                && s.len() <= 128
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
-        });
+    let given = headers.get("x-request-id").and_then(|v| v.to_str().ok()).filter(|s| {
+        !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+    });
     match given {
         Some(s) => s.to_owned(),
         None => format!("{:016x}", rand::random::<u64>()),
@@ -244,23 +230,14 @@ fn client_ip(app: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
     let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) else {
         return peer;
     };
-    xff.rsplit(',')
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .find(|ip| !trusted(ip))
-        .unwrap_or(peer)
+    xff.rsplit(',').filter_map(|s| s.trim().parse::<IpAddr>().ok()).find(|ip| !trusted(ip)).unwrap_or(peer)
 }
 
 /// Serves `router` on `listener` until `cancel`, then lets in-flight requests finish.
 ///
 /// # Errors
 /// I/O errors of the listener.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, router: Router, cancel: CancellationToken) -> std::io::Result<()> {
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
+    axum::serve(listener, service).with_graceful_shutdown(cancel.cancelled_owned()).await
 }

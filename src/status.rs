@@ -1,7 +1,7 @@
 //! Operator surfaces: the `/health` document (SPEC §6) built from the snapshot and counters,
 //! `/ready` (200 only with a routable backend), `/live`, `/metrics` and `/dashboard`.
-//! With `ADMIN_TOKEN` set, `/health` details, `/metrics` and `/dashboard` need
-//! `Authorization: Bearer <token>`; `/ready`, `/live` and the bare `/health` status do not.
+//! With `ADMIN_TOKEN` set, `/health` details and `/metrics` need `Authorization: Bearer <token>`;
+//! `/ready`, `/live`, the bare `/health` status and the (data-free) dashboard page do not.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -168,20 +168,12 @@ fn totals(app: &AppState) -> Totals {
     let errors = m.failed.get();
     let cache_hits = [crate::metrics::Tier::Memory, crate::metrics::Tier::Redis]
         .into_iter()
-        .map(|tier| {
-            m.cache_hits
-                .get_or_create(&crate::metrics::TierLabel { tier })
-                .get()
-        })
+        .map(|tier| m.cache_hits.get_or_create(&crate::metrics::TierLabel { tier }).get())
         .sum();
     Totals {
         requests,
         errors,
-        error_rate: if requests == 0 {
-            0.0
-        } else {
-            (errors as f64 / requests as f64 * 10_000.0).round() / 10_000.0
-        },
+        error_rate: if requests == 0 { 0.0 } else { (errors as f64 / requests as f64 * 10_000.0).round() / 10_000.0 },
         cache_hits,
         coalesced: m.coalesced.get(),
         retries: m.retries.get(),
@@ -193,12 +185,8 @@ fn authorized(app: &AppState, headers: &HeaderMap) -> bool {
     let Some(token) = &app.config.admin_token else {
         return true;
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    given
-        .and_then(|g| g.strip_prefix("Bearer "))
-        .is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    given.and_then(|g| g.strip_prefix("Bearer ")).is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -206,24 +194,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn unauthorized() -> Response {
-    let mut r = (
-        StatusCode::UNAUTHORIZED,
-        "Authorization: Bearer <ADMIN_TOKEN> required\n",
-    )
-        .into_response();
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    let mut r = (StatusCode::UNAUTHORIZED, "Authorization: Bearer <ADMIN_TOKEN> required\n").into_response();
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     r
 }
 
 /// `GET /health`.
 pub async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let doc = health_doc(&app);
-    let code = if doc.status == "unhealthy" {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
+    let code = if doc.status == "unhealthy" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     if !authorized(&app, &headers) {
         return (code, axum::Json(serde_json::json!({"status": doc.status}))).into_response();
     }
@@ -237,11 +216,7 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     if n > 0 {
         (StatusCode::OK, format!("ready: {n} routable backend(s)\n")).into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no routable backend\n",
-        )
-            .into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: no routable backend\n").into_response()
     }
 }
 
@@ -267,10 +242,12 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Respons
 /// The dashboard page, embedded in the binary.
 const DASHBOARD: &str = include_str!("dashboard.html");
 
-/// `GET /dashboard`.
-pub async fn dashboard(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if !authorized(&app, &headers) {
-        return unauthorized();
-    }
-    Html(DASHBOARD).into_response()
+/// `GET /dashboard`. The page itself holds no data, so it is served to anyone; everything it
+/// shows comes from `/health`, which asks for the `ADMIN_TOKEN` (the page prompts for it and
+/// sends it as a Bearer token). A browser cannot add a header to a navigation, so this is how
+/// the dashboard honours the token.
+pub async fn dashboard() -> Response {
+    let mut r = Html(DASHBOARD).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
 }

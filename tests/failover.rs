@@ -7,11 +7,11 @@ use sentinel_proxy::simulator::{ApiVersion, Faults};
 use serde_json::json;
 use support::{node, rpc, TestProxy};
 
-/// Sends `n` reads and returns how many did not get a result.
+/// Sends `n` uncacheable reads and returns how many did not get a result.
 async fn failed_reads(url: &str, n: usize) -> usize {
     let mut failed = 0;
     for _ in 0..n {
-        let r = rpc(url, "aztec_getBlockNumber", json!([])).await;
+        let r = rpc(url, "aztec_getCurrentMinFees", json!([])).await;
         if r.status != 200 || r.json().get("result").is_none() {
             failed += 1;
         }
@@ -25,43 +25,27 @@ async fn zero_failed_reads_when_one_node(fault: Faults) {
     a.set_faults(fault);
     assert_eq!(failed_reads(&proxy.url, 40).await, 0);
     assert!(a.requests() > 0, "the faulty node was tried");
-    assert!(b.calls("getBlockNumber") > 0);
+    assert!(b.calls("getCurrentMinFees") > 0);
 }
 
 #[tokio::test]
 async fn zero_failed_reads_when_a_node_answers_500() {
-    zero_failed_reads_when_one_node(Faults {
-        http_status: Some(500),
-        ..Faults::default()
-    })
-    .await;
+    zero_failed_reads_when_one_node(Faults { http_status: Some(500), ..Faults::default() }).await;
 }
 
 #[tokio::test]
 async fn zero_failed_reads_when_a_node_answers_garbage() {
-    zero_failed_reads_when_one_node(Faults {
-        garbage: true,
-        ..Faults::default()
-    })
-    .await;
+    zero_failed_reads_when_one_node(Faults { garbage: true, ..Faults::default() }).await;
 }
 
 #[tokio::test]
 async fn zero_failed_reads_when_a_node_hangs() {
-    zero_failed_reads_when_one_node(Faults {
-        hang: true,
-        ..Faults::default()
-    })
-    .await;
+    zero_failed_reads_when_one_node(Faults { hang: true, ..Faults::default() }).await;
 }
 
 #[tokio::test]
 async fn zero_failed_reads_when_a_node_drops_connections() {
-    zero_failed_reads_when_one_node(Faults {
-        drop_connection: true,
-        ..Faults::default()
-    })
-    .await;
+    zero_failed_reads_when_one_node(Faults { drop_connection: true, ..Faults::default() }).await;
 }
 
 #[tokio::test]
@@ -76,17 +60,10 @@ async fn zero_failed_reads_when_a_node_is_killed() {
 async fn circuit_opens_after_consecutive_failures() {
     let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
     let proxy = TestProxy::start(&[&a, &b], &[("CIRCUIT_FAILURES", "3")]).await;
-    a.set_faults(Faults {
-        http_status: Some(503),
-        ..Faults::default()
-    });
+    a.set_faults(Faults { http_status: Some(503), ..Faults::default() });
     let before = a.requests();
     assert_eq!(failed_reads(&proxy.url, 60).await, 0);
-    assert_eq!(
-        a.requests() - before,
-        3,
-        "three consecutive failures open the circuit"
-    );
+    assert_eq!(a.requests() - before, 3, "three consecutive failures open the circuit");
     let h = proxy.backend(0).await;
     assert_eq!(h["circuit"], "open");
     assert_eq!(h["routable"], false);
@@ -96,24 +73,12 @@ async fn circuit_opens_after_consecutive_failures() {
 async fn send_tx_that_reached_a_node_is_sent_once() {
     let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
     let proxy = TestProxy::start(&[&a, &b], &[]).await;
-    let boom = Faults {
-        http_status: Some(500),
-        ..Faults::default()
-    };
+    let boom = Faults { http_status: Some(500), ..Faults::default() };
     a.set_faults(boom.clone());
     b.set_faults(boom);
-    let r = rpc(
-        &proxy.url,
-        "aztec_sendTx",
-        json!([{"txHash": "0xabc", "data": "AA=="}]),
-    )
-    .await;
+    let r = rpc(&proxy.url, "aztec_sendTx", json!([{"txHash": "0xabc", "data": "AA=="}])).await;
     assert_eq!(r.status, 502);
-    assert_eq!(
-        a.calls("sendTx") + b.calls("sendTx"),
-        1,
-        "a write that reached a node is not retried"
-    );
+    assert_eq!(a.calls("sendTx") + b.calls("sendTx"), 1, "a write that reached a node is not retried");
 }
 
 #[tokio::test]
@@ -122,12 +87,7 @@ async fn send_tx_is_retried_when_it_never_reached_a_node() {
     let proxy = TestProxy::start(&[&a, &b], &[]).await;
     a.stop(); // still routable in the snapshot: connects are refused
     for i in 0..6 {
-        let r = rpc(
-            &proxy.url,
-            "aztec_sendTx",
-            json!([{"txHash": format!("0x{i:064x}"), "data": "AA=="}]),
-        )
-        .await;
+        let r = rpc(&proxy.url, "aztec_sendTx", json!([{"txHash": format!("0x{i:064x}"), "data": "AA=="}])).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
     }
     assert_eq!(b.calls("sendTx"), 6);
@@ -138,12 +98,7 @@ async fn receipts_follow_the_node_that_took_the_tx() {
     let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
     let proxy = TestProxy::start(&[&a, &b], &[]).await;
     let hash = format!("0x{:064x}", 42);
-    let r = rpc(
-        &proxy.url,
-        "aztec_sendTx",
-        json!([{"txHash": hash, "data": "AA=="}]),
-    )
-    .await;
+    let r = rpc(&proxy.url, "aztec_sendTx", json!([{"txHash": hash, "data": "AA=="}])).await;
     assert_eq!(r.status, 200);
     for _ in 0..20 {
         let r = rpc(&proxy.url, "aztec_getTxReceipt", json!([hash])).await;

@@ -9,20 +9,10 @@ use support::{get, node, post, post_raw, rpc, TestProxy};
 
 #[tokio::test]
 async fn both_namespaces_work_against_v3_v4_v5_and_v6_nodes() {
-    for version in [
-        ApiVersion::V3,
-        ApiVersion::V4,
-        ApiVersion::V5,
-        ApiVersion::V6,
-    ] {
+    for version in [ApiVersion::V3, ApiVersion::V4, ApiVersion::V5, ApiVersion::V6] {
         let n = node(version).await;
         let proxy = TestProxy::start(&[&n], &[]).await;
-        assert_eq!(
-            proxy.backend(0).await["routable"],
-            true,
-            "{version:?}: {}",
-            proxy.backend(0).await
-        );
+        assert_eq!(proxy.backend(0).await["routable"], true, "{version:?}: {}", proxy.backend(0).await);
         for method in ["aztec_getBlockNumber", "node_getBlockNumber"] {
             let r = rpc(&proxy.url, method, json!([])).await;
             assert_eq!(r.status, 200, "{version:?} {method}: {:?}", r.body);
@@ -47,36 +37,14 @@ async fn batches_keep_order_and_ids() {
         let r = post(&proxy.url, batch.clone()).await;
         assert_eq!(r.status, 200);
         let items = r.json();
-        let ids: Vec<Value> = items
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["id"].clone())
-            .collect();
-        assert_eq!(
-            ids,
-            vec![
-                json!(0),
-                json!("two"),
-                Value::Null,
-                json!(3.5),
-                json!(4),
-                json!(5)
-            ]
-        );
+        let ids: Vec<Value> = items.as_array().unwrap().iter().map(|i| i["id"].clone()).collect();
+        assert_eq!(ids, vec![json!(0), json!("two"), Value::Null, json!(3.5), json!(4), json!(5)]);
         assert_eq!(items[0]["result"], json!(a.tip()));
         assert_eq!(items[1]["result"], json!(true));
-        assert_eq!(
-            items[2]["error"]["code"], -32601,
-            "admin methods never reach a node"
-        );
+        assert_eq!(items[2]["error"]["code"], -32601, "admin methods never reach a node");
         assert_eq!(items[3]["result"]["number"], json!(1));
         assert_eq!(items[4]["error"]["code"], -32600);
-        assert!(
-            items[5]["result"].is_number(),
-            "aztec_* translated for the v4 node too: {}",
-            items[5]
-        );
+        assert!(items[5]["result"].is_number(), "aztec_* translated for the v4 node too: {}", items[5]);
     }
     assert_eq!(a.calls("setConfig") + b.calls("setConfig"), 0);
 }
@@ -110,11 +78,7 @@ async fn every_bad_input_gets_its_documented_answer() {
         assert!(r.header("x-request-id").is_some(), "{name}");
     }
     assert_eq!(get(url).await.status, 405);
-    assert_eq!(
-        a.requests(),
-        1,
-        "none of these reached the node (only the probe did)"
-    );
+    assert_eq!(a.requests(), 1, "none of these reached the node (only the probe did)");
     let r = rpc(url, "aztec_getBlockNumber", json!([])).await;
     assert_eq!(r.status, 200, "still serving");
 }
@@ -127,16 +91,9 @@ async fn node_errors_pass_through_with_their_status() {
     let r = rpc(&proxy.url, "aztec_getL2Tips", json!([])).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], -32601);
-    a.set_faults(Faults {
-        rpc_error: Some(-32702),
-        ..Faults::default()
-    });
+    a.set_faults(Faults { rpc_error: Some(-32702), ..Faults::default() });
     let r = rpc(&proxy.url, "aztec_getBlockNumber", json!([])).await;
-    assert_eq!(
-        r.json()["error"]["code"],
-        -32702,
-        "JSON-RPC errors are answers, not failures"
-    );
+    assert_eq!(r.json()["error"]["code"], -32702, "JSON-RPC errors are answers, not failures");
 }
 
 #[tokio::test]
@@ -148,25 +105,16 @@ async fn headers_name_the_node_and_keep_the_request_id() {
     assert_eq!(r.header("x-request-id").as_deref(), Some("abc-123"));
     let backend = r.header("x-sentinel-backend").unwrap();
     assert!(backend == "node-0" || backend == "node-1", "{backend}");
-    assert!(
-        r.header("x-aztec-rollupversion").is_some(),
-        "x-aztec-* passed through"
-    );
+    assert!(r.header("x-aztec-rollupversion").is_some(), "x-aztec-* passed through");
     let r = post_raw(&proxy.url, body, &[("x-request-id", "bad id with spaces")]).await;
     let id = r.header("x-request-id").unwrap();
-    assert!(
-        !id.contains(' ') && id.len() >= 16,
-        "insane ids are replaced: {id}"
-    );
+    assert!(!id.contains(' ') && id.len() >= 16, "insane ids are replaced: {id}");
 }
 
 #[tokio::test]
 async fn gzip_answers_from_nodes_are_decoded() {
     let a = node(ApiVersion::V5).await;
-    a.set_faults(Faults {
-        force_gzip: true,
-        ..Faults::default()
-    });
+    a.set_faults(Faults { force_gzip: true, ..Faults::default() });
     let proxy = TestProxy::start(&[&a], &[]).await;
     assert_eq!(proxy.backend(0).await["routable"], true);
     let r = rpc(&proxy.url, "aztec_getBlock", json!([3])).await;
@@ -177,19 +125,13 @@ async fn gzip_answers_from_nodes_are_decoded() {
 #[tokio::test]
 async fn rate_limit_is_429_with_retry_after() {
     let a = node(ApiVersion::V5).await;
-    let proxy =
-        TestProxy::start(&[&a], &[("RATE_LIMIT_RPS", "1"), ("RATE_LIMIT_BURST", "2")]).await;
-    let statuses: Vec<u16> =
-        futures::future::join_all((0..5).map(|_| rpc(&proxy.url, "aztec_isReady", json!([]))))
-            .await
-            .iter()
-            .map(|r| r.status)
-            .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        2,
-        "{statuses:?}"
-    );
+    let proxy = TestProxy::start(&[&a], &[("RATE_LIMIT_RPS", "1"), ("RATE_LIMIT_BURST", "2")]).await;
+    let statuses: Vec<u16> = futures::future::join_all((0..5).map(|_| rpc(&proxy.url, "aztec_isReady", json!([]))))
+        .await
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
     let r = rpc(&proxy.url, "aztec_isReady", json!([])).await;
     assert_eq!(r.status, 429);
     assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);

@@ -27,19 +27,12 @@ pub fn apply_consensus(nodes: &mut [(String, Analysis)], params: &IntegrityParam
         let Some(majority) = majority(&votes) else {
             continue;
         };
-        let winners: Vec<String> = votes
-            .iter()
-            .filter(|&&(_, mined)| mined == majority)
-            .map(|&(i, _)| nodes[i].0.clone())
-            .collect();
+        let winners: Vec<String> =
+            votes.iter().filter(|&&(_, mined)| mined == majority).map(|&(i, _)| nodes[i].0.clone()).collect();
         for &(i, mined) in votes.iter().filter(|&&(_, mined)| mined != majority) {
             let epoch = slot / params.slots_per_epoch.max(1);
             if let Some(t) = nodes[i].1.tally_mut(epoch) {
-                t.disputes.push(Dispute {
-                    slot,
-                    own: mined,
-                    majority: winners.clone(),
-                });
+                t.disputes.push(Dispute { slot, own: mined, majority: winners.clone() });
                 changed[i] = true;
             }
         }
@@ -104,10 +97,7 @@ mod tests {
         assert_eq!(nodes[2].1.outcomes.get(flipped), Some(false));
         apply_consensus(&mut nodes, &params());
         for (_, a) in &nodes[..2] {
-            assert_eq!(
-                (a.verdict.score, a.verdict.status),
-                (100, IntegrityStatus::Perfect)
-            );
+            assert_eq!((a.verdict.score, a.verdict.status), (100, IntegrityStatus::Perfect));
             assert!(a.verdict.inconsistent_epochs.is_empty());
         }
         let v = &nodes[2].1.verdict;
@@ -115,12 +105,7 @@ mod tests {
         let report = v.epochs.iter().find(|r| r.epoch == 105).unwrap();
         // 100 − 40 − 30/32 → 59; node: mean (9 × 100 + 59) / 10 = 95.9 → 96 → good at 95.
         assert_eq!(report.score, 59);
-        assert_eq!(
-            report.issues,
-            [format!(
-                "slot {flipped}: proposer outcome missed here, mined on a, b"
-            )]
-        );
+        assert_eq!(report.issues, [format!("slot {flipped}: proposer outcome missed here, mined on a, b")]);
         assert_eq!((v.score, v.status), (96, IntegrityStatus::Good));
     }
 
@@ -130,13 +115,7 @@ mod tests {
         let mut nodes = vec![node("a", None), node("b", Some(flipped)), node("c", None)];
         apply_consensus(&mut nodes, &params());
         apply_consensus(&mut nodes, &params());
-        let report = nodes[1]
-            .1
-            .verdict
-            .epochs
-            .iter()
-            .find(|r| r.epoch == 103)
-            .unwrap();
+        let report = nodes[1].1.verdict.epochs.iter().find(|r| r.epoch == 103).unwrap();
         assert_eq!(report.issues.len(), 1, "{:?}", report.issues);
         assert_eq!(nodes[1].1.verdict.score, 96);
         // Without the majority the dispute disappears on the next round.
@@ -176,11 +155,7 @@ mod tests {
     #[test]
     fn unknown_nodes_do_not_vote() {
         let disabled = analyse_stats(br#"{"stats":{},"slotWindow":0}"#, &params()).unwrap();
-        let mut nodes = vec![
-            node("a", None),
-            node("b", Some(102 * 32)),
-            ("off".to_owned(), disabled),
-        ];
+        let mut nodes = vec![node("a", None), node("b", Some(102 * 32)), ("off".to_owned(), disabled)];
         apply_consensus(&mut nodes, &params());
         assert_eq!(nodes[1].1.verdict.score, 100);
         assert_eq!(nodes[2].1.verdict.status, IntegrityStatus::Unknown);

@@ -92,10 +92,7 @@ pub fn analyse_response(body: &[u8], params: &IntegrityParams) -> Result<Analysi
 ///
 /// # Errors
 /// As [`analyse_response`], minus the envelope cases.
-pub fn analyse_stats(
-    stats_json: &[u8],
-    params: &IntegrityParams,
-) -> Result<Analysis, IntegrityError> {
+pub fn analyse_stats(stats_json: &[u8], params: &IntegrityParams) -> Result<Analysis, IntegrityError> {
     validate(params)?;
     let doc = parse::parse_stats(stats_json)?;
     Ok(tally::analyse_doc(&doc, params))
@@ -115,19 +112,13 @@ pub fn status_for(score: u8, threshold: u8) -> IntegrityStatus {
 /// Reject parameters that would divide by zero or allocate without bound.
 fn validate(p: &IntegrityParams) -> Result<(), IntegrityError> {
     if !(1..=MAX_DIMENSION).contains(&p.slots_per_epoch) {
-        return Err(IntegrityError::InvalidParams(
-            "slots_per_epoch must be 1..=1000000",
-        ));
+        return Err(IntegrityError::InvalidParams("slots_per_epoch must be 1..=1000000"));
     }
     if !(1..=MAX_DIMENSION).contains(&p.expected_validators) {
-        return Err(IntegrityError::InvalidParams(
-            "expected_validators must be 1..=1000000",
-        ));
+        return Err(IntegrityError::InvalidParams("expected_validators must be 1..=1000000"));
     }
     if p.check_epochs > MAX_CHECK_EPOCHS {
-        return Err(IntegrityError::InvalidParams(
-            "check_epochs must be at most 100000",
-        ));
+        return Err(IntegrityError::InvalidParams("check_epochs must be at most 100000"));
     }
     Ok(())
 }

@@ -90,11 +90,9 @@ pub(super) fn family(status: &str) -> Family {
         | "checkpoint-valid"
         | "checkpoint-unpublished"
         | "checkpoint-orphaned" => Family::Attested,
-        "block-missed"
-        | "checkpoint-missed"
-        | "blocks-missed"
-        | "checkpoint-invalid"
-        | "checkpoint-unvalidated" => Family::Missed,
+        "block-missed" | "checkpoint-missed" | "blocks-missed" | "checkpoint-invalid" | "checkpoint-unvalidated" => {
+            Family::Missed
+        }
         "attestation-sent" | "attestation-missed" => Family::Attestation,
         _ => Family::Other,
     }
@@ -104,10 +102,7 @@ pub(super) fn family(status: &str) -> Family {
 pub(super) fn parse_response(body: &[u8]) -> Result<StatsDoc<'_>, IntegrityError> {
     let env: Envelope<'_> = serde_json::from_slice(body).map_err(|e| parse_error(&e))?;
     if let Some(err) = env.error {
-        return Err(IntegrityError::RpcError {
-            code: err.code,
-            message: err.message.into_owned(),
-        });
+        return Err(IntegrityError::RpcError { code: err.code, message: err.message.into_owned() });
     }
     env.result.ok_or(IntegrityError::NoResult)
 }
@@ -174,9 +169,7 @@ impl Visitor<'_> for LenientU64 {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-        v.trim()
-            .parse()
-            .map_err(|_| E::invalid_value(Unexpected::Str(v), &self))
+        v.trim().parse().map_err(|_| E::invalid_value(Unexpected::Str(v), &self))
     }
 }
 
@@ -217,12 +210,7 @@ mod tests {
 
     fn slots(json: &str) -> Result<Vec<u64>, IntegrityError> {
         let doc = parse_stats(json.as_bytes())?;
-        Ok(doc
-            .stats
-            .0
-            .iter()
-            .flat_map(|v| v.history.iter().map(|r| r.slot))
-            .collect())
+        Ok(doc.stats.0.iter().flat_map(|v| v.history.iter().map(|r| r.slot)).collect())
     }
 
     fn one_record(slot: &str) -> String {
@@ -251,10 +239,7 @@ mod tests {
 
     #[test]
     fn optional_header_fields() {
-        let doc = parse_stats(
-            br#"{"stats":{},"lastProcessedSlot":"40","initialSlot":null,"slotWindow":768}"#,
-        )
-        .unwrap();
+        let doc = parse_stats(br#"{"stats":{},"lastProcessedSlot":"40","initialSlot":null,"slotWindow":768}"#).unwrap();
         assert_eq!(doc.last_processed_slot, Some(40));
         assert_eq!(doc.initial_slot, None);
         assert_eq!(doc.slot_window, Some(768));
@@ -310,21 +295,10 @@ mod tests {
             }
             other => panic!("expected RpcError, got {:?}", other.map(|d| d.slot_window)),
         }
-        for body in [
-            &br#"{"jsonrpc":"2.0","id":1}"#[..],
-            br#"{"jsonrpc":"2.0","id":1,"result":null}"#,
-        ] {
-            assert!(matches!(
-                parse_response(body),
-                Err(IntegrityError::NoResult)
-            ));
+        for body in [&br#"{"jsonrpc":"2.0","id":1}"#[..], br#"{"jsonrpc":"2.0","id":1,"result":null}"#] {
+            assert!(matches!(parse_response(body), Err(IntegrityError::NoResult)));
         }
-        for body in [
-            &b"not json"[..],
-            b"",
-            b"[1,2]",
-            br#"{"stats":{"0xa":{"history":[{"status":"x"}]}}}"#,
-        ] {
+        for body in [&b"not json"[..], b"", b"[1,2]", br#"{"stats":{"0xa":{"history":[{"status":"x"}]}}}"#] {
             assert!(matches!(parse_stats(body), Err(IntegrityError::Parse(_))));
         }
     }

@@ -55,26 +55,12 @@ struct Dims {
 type Rule = fn(&EpochTally, &Dims) -> Option<(i128, String)>;
 
 /// SPEC §4 rules 1–4, then the consensus rule, in issue order.
-const RULES: [Rule; 5] = [
-    too_many_validators,
-    proposer_records,
-    attestations,
-    too_few_validators,
-    disputes,
-];
+const RULES: [Rule; 5] = [too_many_validators, proposer_records, attestations, too_few_validators, disputes];
 
 impl EpochTally {
     /// An empty tally for `epoch`.
     pub(crate) fn new(epoch: u64) -> Self {
-        Self {
-            epoch,
-            attested: 0,
-            missed: 0,
-            attestations: 0,
-            other: 0,
-            validators: 0,
-            disputes: Vec::new(),
-        }
+        Self { epoch, attested: 0, missed: 0, attestations: 0, other: 0, validators: 0, disputes: Vec::new() }
     }
 
     /// True when the epoch has no record at all.
@@ -85,16 +71,9 @@ impl EpochTally {
     /// Score and issues of this epoch.
     pub(crate) fn report(&self, params: &IntegrityParams) -> EpochReport {
         if self.is_missing() {
-            return EpochReport {
-                epoch: self.epoch,
-                score: 0,
-                issues: vec!["no records".to_owned()],
-            };
+            return EpochReport { epoch: self.epoch, score: 0, issues: vec!["no records".to_owned()] };
         }
-        let dims = Dims {
-            s: i128::from(params.slots_per_epoch),
-            e: i128::from(params.expected_validators),
-        };
+        let dims = Dims { s: i128::from(params.slots_per_epoch), e: i128::from(params.expected_validators) };
         let den = dims.s * dims.e;
         let mut num = 100 * den;
         let mut issues = Vec::new();
@@ -103,16 +82,9 @@ impl EpochTally {
             issues.push(issue);
         }
         if self.other > 0 {
-            issues.push(format!(
-                "records with an unrecognised status: {}",
-                self.other
-            ));
+            issues.push(format!("records with an unrecognised status: {}", self.other));
         }
-        EpochReport {
-            epoch: self.epoch,
-            score: round_half_up(num.max(0), den),
-            issues,
-        }
+        EpochReport { epoch: self.epoch, score: round_half_up(num.max(0), den), issues }
     }
 }
 
@@ -126,12 +98,7 @@ fn too_many_validators(t: &EpochTally, d: &Dims) -> Option<(i128, String)> {
 fn proposer_records(t: &EpochTally, d: &Dims) -> Option<(i128, String)> {
     let records = i128::from(t.attested) + i128::from(t.missed);
     let dev = (records - d.s).abs();
-    (dev > 0).then(|| {
-        (
-            30 * dev * d.e,
-            format!("proposer records {records}, expected {}", d.s),
-        )
-    })
+    (dev > 0).then(|| (30 * dev * d.e, format!("proposer records {records}, expected {}", d.s)))
 }
 
 /// Rule 3: 25 × |T − A(E − 1)| / (S × E), only when A(E − 1) > 0.
@@ -139,23 +106,13 @@ fn attestations(t: &EpochTally, d: &Dims) -> Option<(i128, String)> {
     let expected = i128::from(t.attested) * (d.e - 1);
     let seen = i128::from(t.attestations);
     let dev = (seen - expected).abs();
-    (expected > 0 && dev > 0).then(|| {
-        (
-            25 * dev,
-            format!("attestations {seen}, expected {expected}"),
-        )
-    })
+    (expected > 0 && dev > 0).then(|| (25 * dev, format!("attestations {seen}, expected {expected}")))
 }
 
 /// Rule 4: 20 × (E − V) / E when M = 0 and V < E.
 fn too_few_validators(t: &EpochTally, d: &Dims) -> Option<(i128, String)> {
     let v = i128::from(t.validators);
-    (t.missed == 0 && v < d.e).then(|| {
-        (
-            20 * (d.e - v) * d.s,
-            format!("{v} validators, expected {}", d.e),
-        )
-    })
+    (t.missed == 0 && v < d.e).then(|| (20 * (d.e - v) * d.s, format!("{v} validators, expected {}", d.e)))
 }
 
 /// Consensus: [`DISPUTE_POINTS`] plus 30/S per disputed slot; one issue naming every slot.
@@ -171,13 +128,7 @@ fn disputes(t: &EpochTally, d: &Dims) -> Option<(i128, String)> {
 /// e.g. "slot 3301: proposer outcome missed here, mined on a, b".
 fn dispute_text(d: &Dispute) -> String {
     let word = |mined: bool| if mined { "mined" } else { "missed" };
-    format!(
-        "slot {}: proposer outcome {} here, {} on {}",
-        d.slot,
-        word(d.own),
-        word(!d.own),
-        d.majority.join(", ")
-    )
+    format!("slot {}: proposer outcome {} here, {} on {}", d.slot, word(d.own), word(!d.own), d.majority.join(", "))
 }
 
 /// `num / den` rounded half up, for `num ≥ 0`, `den > 0`, saturating at 255.
@@ -197,11 +148,7 @@ pub(crate) fn node_score(tallies: &[EpochTally], reports: &[EpochReport]) -> u8 
             analysed += 1;
         }
     }
-    let mean = if analysed == 0 {
-        100
-    } else {
-        i128::from(round_half_up(sum, analysed))
-    };
+    let mean = if analysed == 0 { 100 } else { i128::from(round_half_up(sum, analysed)) };
     u8::try_from((mean - 4 * missing).clamp(0, 100)).unwrap_or(0)
 }
 
@@ -212,30 +159,15 @@ mod tests {
 
     /// (A, M, T, V) → tally of epoch 200.
     fn tally(a: u64, m: u64, t: u64, v: u64) -> EpochTally {
-        EpochTally {
-            attested: a,
-            missed: m,
-            attestations: t,
-            validators: v,
-            ..EpochTally::new(200)
-        }
+        EpochTally { attested: a, missed: m, attestations: t, validators: v, ..EpochTally::new(200) }
     }
 
     fn with(s: u64, e: u64) -> IntegrityParams {
-        IntegrityParams {
-            slots_per_epoch: s,
-            expected_validators: e,
-            ..params()
-        }
+        IntegrityParams { slots_per_epoch: s, expected_validators: e, ..params() }
     }
 
     /// (case, (A, M, T, V), expected score, expected issues)
-    type Row = (
-        &'static str,
-        (u64, u64, u64, u64),
-        u8,
-        &'static [&'static str],
-    );
+    type Row = (&'static str, (u64, u64, u64, u64), u8, &'static [&'static str]);
 
     #[test]
     fn epoch_rules_table() {
@@ -287,58 +219,32 @@ mod tests {
         assert_eq!(tally(7, 0, 7, 2).report(&with(8, 2)).score, 96);
         // S = 4, E = 1: rule 3 never applies (A × 0 = 0); rule 2 with 3 missing → 100 − 22.5 → 78.
         assert_eq!(tally(1, 0, 0, 1).report(&with(4, 1)).score, 78);
-        for (num, den, want) in [
-            (0, 1, 0),
-            (1, 2, 1),
-            (3, 2, 2),
-            (5, 2, 3),
-            (149, 100, 1),
-            (150, 100, 2),
-        ] {
+        for (num, den, want) in [(0, 1, 0), (1, 2, 1), (3, 2, 2), (5, 2, 3), (149, 100, 1), (150, 100, 2)] {
             assert_eq!(round_half_up(num, den), want, "{num}/{den}");
         }
     }
 
     #[test]
     fn unknown_statuses_are_reported_not_scored() {
-        let t = EpochTally {
-            other: 3,
-            ..tally(32, 0, 736, 24)
-        };
+        let t = EpochTally { other: 3, ..tally(32, 0, 736, 24) };
         let r = t.report(&params());
-        assert_eq!(
-            (r.score, r.issues),
-            (
-                100,
-                vec!["records with an unrecognised status: 3".to_owned()]
-            )
-        );
+        assert_eq!((r.score, r.issues), (100, vec!["records with an unrecognised status: 3".to_owned()]));
     }
 
     #[test]
     fn missing_epoch_report() {
         let r = EpochTally::new(7).report(&params());
-        assert_eq!(
-            (r.epoch, r.score, r.issues),
-            (7, 0, vec!["no records".to_owned()])
-        );
+        assert_eq!((r.epoch, r.score, r.issues), (7, 0, vec!["no records".to_owned()]));
     }
 
     #[test]
     fn disputes_deduct_and_name_backends() {
         let mut t = tally(32, 0, 736, 24);
-        t.disputes.push(Dispute {
-            slot: 6410,
-            own: false,
-            majority: vec!["a".into(), "b".into()],
-        });
+        t.disputes.push(Dispute { slot: 6410, own: false, majority: vec!["a".into(), "b".into()] });
         let r = t.report(&params());
         // 100 − 40 − 30 × 1/32 = 59.0625 → 59
         assert_eq!(r.score, 59);
-        assert_eq!(
-            r.issues,
-            ["slot 6410: proposer outcome missed here, mined on a, b"]
-        );
+        assert_eq!(r.issues, ["slot 6410: proposer outcome missed here, mined on a, b"]);
     }
 
     #[test]
@@ -356,24 +262,10 @@ mod tests {
             (&[Some(0), Some(1)], 1),           // 0.5 → 1
         ];
         for (scores, want) in table {
-            let tallies: Vec<EpochTally> = scores
-                .iter()
-                .map(|s| {
-                    if s.is_some() {
-                        tally(1, 0, 0, 1)
-                    } else {
-                        EpochTally::new(1)
-                    }
-                })
-                .collect();
-            let reports: Vec<EpochReport> = scores
-                .iter()
-                .map(|s| EpochReport {
-                    epoch: 1,
-                    score: s.unwrap_or(0),
-                    issues: Vec::new(),
-                })
-                .collect();
+            let tallies: Vec<EpochTally> =
+                scores.iter().map(|s| if s.is_some() { tally(1, 0, 0, 1) } else { EpochTally::new(1) }).collect();
+            let reports: Vec<EpochReport> =
+                scores.iter().map(|s| EpochReport { epoch: 1, score: s.unwrap_or(0), issues: Vec::new() }).collect();
             assert_eq!(node_score(&tallies, &reports), *want, "{scores:?}");
         }
     }

@@ -40,11 +40,7 @@ pub(super) fn analyse_doc(doc: &StatsDoc<'_>, params: &IntegrityParams) -> Analy
     let window = window(doc, &shape, params);
     let (tallies, outcomes) = tally(doc, &window, s);
     let depth_epochs = shape.newest / s - shape.oldest / s + 1;
-    let kind = if depth_epochs > params.archiver_threshold_epochs {
-        NodeKind::Archiver
-    } else {
-        NodeKind::Pruned
-    };
+    let kind = if depth_epochs > params.archiver_threshold_epochs { NodeKind::Archiver } else { NodeKind::Pruned };
     let mut analysis = Analysis {
         verdict: Verdict {
             score: 0,
@@ -73,14 +69,8 @@ fn shape(doc: &StatsDoc<'_>) -> Option<Shape> {
             continue;
         };
         let last = v.history.iter().map(|r| r.slot).max().unwrap_or(first);
-        let capped = cap
-            .is_some_and(|c| v.history.len() as u64 >= c)
-            .then_some(first);
-        let sh = shape.get_or_insert(Shape {
-            oldest: first,
-            newest: last,
-            capped_first: None,
-        });
+        let capped = cap.is_some_and(|c| v.history.len() as u64 >= c).then_some(first);
+        let sh = shape.get_or_insert(Shape { oldest: first, newest: last, capped_first: None });
         sh.oldest = sh.oldest.min(first);
         sh.newest = sh.newest.max(last);
         sh.capped_first = sh.capped_first.max(capped);
@@ -93,35 +83,26 @@ fn shape(doc: &StatsDoc<'_>) -> Option<Shape> {
 /// `initialSlot`, of the oldest record, or of the first record of a capped validator.
 fn window(doc: &StatsDoc<'_>, shape: &Shape, params: &IntegrityParams) -> Window {
     let s = params.slots_per_epoch;
-    let last_slot = doc
-        .last_processed_slot
-        .unwrap_or(shape.newest.saturating_add(1));
+    let last_slot = doc.last_processed_slot.unwrap_or(shape.newest.saturating_add(1));
     let end = last_slot / s;
     let start = end.saturating_sub(params.check_epochs);
     let cuts = [
         (doc.initial_slot.map(|x| x / s), "initialSlot"),
         (Some(shape.oldest / s), "start of history"),
-        (
-            shape.capped_first.map(|x| x / s),
-            "retention cap (slotWindow)",
-        ),
+        (shape.capped_first.map(|x| x / s), "retention cap (slotWindow)"),
     ];
-    let cut = cuts
-        .iter()
-        .filter_map(|&(epoch, why)| epoch.map(|e| (e, why)))
-        .fold(None, |best: Option<(u64, &str)>, c| match best {
-            Some(b) if b.0 >= c.0 => Some(b),
-            _ => Some(c),
+    let cut =
+        cuts.iter().filter_map(|&(epoch, why)| epoch.map(|e| (e, why))).fold(None, |best: Option<(u64, &str)>, c| {
+            match best {
+                Some(b) if b.0 >= c.0 => Some(b),
+                _ => Some(c),
+            }
         });
     let first = match cut {
         Some((e, _)) => start.max(e.saturating_add(1)),
         None => start,
     };
-    Window {
-        first: first.min(end),
-        end,
-        cut,
-    }
+    Window { first: first.min(end), end, cut }
 }
 
 /// Second pass: counts per window epoch and proposer outcome per window slot.
@@ -146,7 +127,7 @@ fn tally(doc: &StatsDoc<'_>, w: &Window, s: u64) -> (Vec<EpochTally>, SlotOutcom
             match family(&r.status) {
                 Family::Attested => {
                     t.attested += 1;
-                    outcomes.insert(r.slot, true);
+                    *outcomes.entry(r.slot).or_insert(false) |= mined_on_l1(&r.status);
                 }
                 Family::Missed => {
                     t.missed += 1;
@@ -157,10 +138,15 @@ fn tally(doc: &StatsDoc<'_>, w: &Window, s: u64) -> (Vec<EpochTally>, SlotOutcom
             }
         }
     }
-    (
-        tallies,
-        SlotOutcomes::from_sorted(outcomes.into_iter().collect()),
-    )
+    (tallies, SlotOutcomes::from_sorted(outcomes.into_iter().collect()))
+}
+
+/// Whether a proposer status says the block/checkpoint landed on L1. Only this is
+/// deterministic across nodes (AZTEC-RPC §3.3): `checkpoint-valid`, `-invalid`,
+/// `-unvalidated`, `-proposed` come from each node's own p2p view and re-execution, so two
+/// honest nodes may differ on them; consensus compares mined vs not mined only.
+fn mined_on_l1(status: &str) -> bool {
+    matches!(status, "block-mined" | "checkpoint-mined")
 }
 
 /// Explains a window shorter than `check_epochs`.

@@ -65,21 +65,14 @@ impl Doc {
     }
 
     /// Remove every record of `validator` for which `pred(slot)` holds.
-    pub(super) fn drop_records(
-        &mut self,
-        validator: usize,
-        pred: impl Fn(u64) -> bool,
-    ) -> &mut Self {
+    pub(super) fn drop_records(&mut self, validator: usize, pred: impl Fn(u64) -> bool) -> &mut Self {
         self.drop_where(|v, (s, _)| v == validator && pred(*s));
         self
     }
 
     /// Add one raw record.
     pub(super) fn record(&mut self, validator: usize, slot: u64, status: &str) -> &mut Self {
-        self.history
-            .entry(validator)
-            .or_default()
-            .push((slot, status.to_owned()));
+        self.history.entry(validator).or_default().push((slot, status.to_owned()));
         self
     }
 
@@ -127,19 +120,12 @@ impl Doc {
             );
             for (i, (slot, status)) in records.iter().enumerate() {
                 let sep = if i == 0 { "" } else { "," };
-                let _ = write!(
-                    out,
-                    r#"{sep}{{"slot":{},"status":"{status}"}}"#,
-                    self.num(*slot)
-                );
+                let _ = write!(out, r#"{sep}{{"slot":{},"status":"{status}"}}"#, self.num(*slot));
             }
             out.push_str("]}");
         }
         out.push('}');
-        for (key, value) in [
-            ("lastProcessedSlot", self.last_processed),
-            ("initialSlot", self.initial),
-        ] {
+        for (key, value) in [("lastProcessedSlot", self.last_processed), ("initialSlot", self.initial)] {
             if let Some(x) = value {
                 let _ = write!(out, r#","{key}":{}"#, self.num(x));
             }
@@ -163,11 +149,7 @@ impl Doc {
         }
         let proposer = self.proposer(slot);
         for v in (0..self.e).filter(|&v| v != proposer) {
-            let what = if v == (proposer + 1) % self.e {
-                "attestation-missed"
-            } else {
-                "attestation-sent"
-            };
+            let what = if v == (proposer + 1) % self.e { "attestation-missed" } else { "attestation-sent" };
             self.record(v, slot, what);
         }
     }

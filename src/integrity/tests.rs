@@ -15,9 +15,7 @@ fn healthy(first: u64, last: u64, statuses: &[&str]) -> Doc {
 }
 
 fn verdict(doc: &Doc) -> Verdict {
-    analyse_stats(doc.json().as_bytes(), &params())
-        .unwrap()
-        .verdict
+    analyse_stats(doc.json().as_bytes(), &params()).unwrap().verdict
 }
 
 fn window(v: &Verdict) -> Vec<u64> {
@@ -26,12 +24,7 @@ fn window(v: &Verdict) -> Vec<u64> {
 
 #[test]
 fn every_version_scores_100_when_healthy() {
-    let v4 = [
-        "checkpoint-mined",
-        "checkpoint-proposed",
-        "checkpoint-missed",
-        "blocks-missed",
-    ];
+    let v4 = ["checkpoint-mined", "checkpoint-proposed", "checkpoint-missed", "blocks-missed"];
     #[rustfmt::skip]
     let versions: &[(&str, &[&str])] = &[
         ("v3", &["block-mined", "block-proposed", "block-missed"]),
@@ -47,39 +40,20 @@ fn every_version_scores_100_when_healthy() {
         let mut doc = healthy(99, 109, statuses);
         doc.last_processed(110 * S + 2).initial(98 * S + 5);
         let v = verdict(&doc);
-        assert_eq!(
-            (v.score, v.status),
-            (100, IntegrityStatus::Perfect),
-            "{name}: {:?}",
-            v.epochs
-        );
+        assert_eq!((v.score, v.status), (100, IntegrityStatus::Perfect), "{name}: {:?}", v.epochs);
         assert_eq!(window(&v), (100..110).collect::<Vec<_>>(), "{name}");
-        assert!(
-            v.missing_epochs.is_empty() && v.inconsistent_epochs.is_empty(),
-            "{name}"
-        );
+        assert!(v.missing_epochs.is_empty() && v.inconsistent_epochs.is_empty(), "{name}");
         assert_eq!(v.reason, None, "{name}");
         let wrapped = analyse_response(doc.response().as_bytes(), &params()).unwrap();
         assert_eq!(wrapped.verdict.score, 100, "{name} via response");
-        assert_eq!(
-            wrapped.outcomes,
-            analyse_stats(doc.json().as_bytes(), &params())
-                .unwrap()
-                .outcomes
-        );
+        assert_eq!(wrapped.outcomes, analyse_stats(doc.json().as_bytes(), &params()).unwrap().outcomes);
     }
 }
 
 #[test]
 fn window_cuts() {
     // (name, history epochs, doc tweaks, expected window, reason fragment)
-    type Row = (
-        &'static str,
-        (u64, u64),
-        fn(&mut Doc),
-        std::ops::Range<u64>,
-        Option<&'static str>,
-    );
+    type Row = (&'static str, (u64, u64), fn(&mut Doc), std::ops::Range<u64>, Option<&'static str>);
     #[rustfmt::skip]
     let table: &[Row] = &[
         ("full window", (99, 109), |_| {}, 100..110, None),
@@ -109,11 +83,7 @@ fn window_cuts() {
         assert_eq!(window(&v), want.clone().collect::<Vec<_>>(), "{name}");
         assert_eq!(v.score, 100, "{name}: {:?}", v.epochs);
         match reason {
-            Some(r) => assert!(
-                v.reason.as_deref().unwrap_or("").contains(r),
-                "{name}: {:?}",
-                v.reason
-            ),
+            Some(r) => assert!(v.reason.as_deref().unwrap_or("").contains(r), "{name}: {:?}", v.reason),
             None => assert_eq!(v.reason, None, "{name}"),
         }
     }
@@ -131,10 +101,7 @@ fn missing_epochs_cost_four_points_each() {
     assert!(v.inconsistent_epochs.is_empty());
     assert_eq!((v.score, v.status), (96, IntegrityStatus::Good));
     let r = v.epochs.iter().find(|r| r.epoch == 104).unwrap();
-    assert_eq!(
-        (r.score, r.issues.clone()),
-        (0, vec!["no records".to_owned()])
-    );
+    assert_eq!((r.score, r.issues.clone()), (0, vec!["no records".to_owned()]));
 }
 
 #[test]
@@ -150,8 +117,7 @@ fn stale_history_is_missing_at_the_tip() {
 #[test]
 fn offline_validator_makes_every_epoch_inconsistent() {
     let mut doc = healthy(99, 109, &["checkpoint-mined"]);
-    doc.last_processed(110 * S)
-        .drop_records(23, |s| s >= 100 * S);
+    doc.last_processed(110 * S).drop_records(23, |s| s >= 100 * S);
     let v = verdict(&doc);
     // Rule 2: 30 × 1/32 (720/768); rule 3: |705 − 713| → 25 × 8 (200/768); rule 4: 20/24 (640/768).
     // 100 − 1560/768 = 97.97 → 98 in every epoch; node 98 → good.
@@ -159,11 +125,7 @@ fn offline_validator_makes_every_epoch_inconsistent() {
     assert_eq!((v.score, v.status), (98, IntegrityStatus::Good));
     assert_eq!(
         v.epochs[0].issues,
-        [
-            "proposer records 31, expected 32",
-            "attestations 705, expected 713",
-            "23 validators, expected 24"
-        ]
+        ["proposer records 31, expected 32", "attestations 705, expected 713", "23 validators, expected 24"]
     );
 }
 
@@ -183,8 +145,7 @@ fn slots_as_strings_parse_like_numbers() {
 #[test]
 fn unknown_status_is_counted_not_fatal() {
     let mut doc = healthy(99, 109, &["checkpoint-mined"]);
-    doc.last_processed(110 * S)
-        .record(0, 105 * S + 1, "checkpoint-from-the-future");
+    doc.last_processed(110 * S).record(0, 105 * S + 1, "checkpoint-from-the-future");
     let v = verdict(&doc);
     assert_eq!(v.score, 100);
     let r = v.epochs.iter().find(|r| r.epoch == 105).unwrap();
@@ -204,11 +165,7 @@ fn unknown_verdicts() {
     for (json, reason) in table {
         let a = analyse_stats(json.as_bytes(), &params()).unwrap();
         let v = &a.verdict;
-        assert_eq!(
-            (v.status, v.kind, v.score),
-            (IntegrityStatus::Unknown, NodeKind::Pruned, 0),
-            "{json}"
-        );
+        assert_eq!((v.status, v.kind, v.score), (IntegrityStatus::Unknown, NodeKind::Pruned, 0), "{json}");
         assert_eq!(v.reason.as_deref(), Some(*reason), "{json}");
         assert!(a.outcomes.is_empty() && v.epochs.is_empty());
     }
@@ -216,10 +173,7 @@ fn unknown_verdicts() {
 
 #[test]
 fn archiver_when_history_spans_more_than_threshold() {
-    let p = IntegrityParams {
-        archiver_threshold_epochs: 5,
-        ..params()
-    };
+    let p = IntegrityParams { archiver_threshold_epochs: 5, ..params() };
     for (last, kind) in [(103, NodeKind::Pruned), (104, NodeKind::Archiver)] {
         let mut doc = healthy(99, last, &["checkpoint-mined"]);
         doc.last_processed((last + 1) * S);
@@ -233,53 +187,27 @@ fn bad_bodies_are_errors() {
     let doc = healthy(99, 101, &["checkpoint-mined"]).json();
     let truncated = &doc.as_bytes()[..doc.len() / 2];
     for body in [&b"{"[..], b"", b"null", b"<html>502</html>", truncated] {
-        assert!(matches!(
-            analyse_stats(body, &params()),
-            Err(IntegrityError::Parse(_))
-        ));
-        assert!(matches!(
-            analyse_response(body, &params()),
-            Err(IntegrityError::Parse(_))
-        ));
+        assert!(matches!(analyse_stats(body, &params()), Err(IntegrityError::Parse(_))));
+        assert!(matches!(analyse_response(body, &params()), Err(IntegrityError::Parse(_))));
     }
-    let rpc = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found: aztec_getValidatorsStats"}}"#;
+    let rpc =
+        br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found: aztec_getValidatorsStats"}}"#;
     let err = analyse_response(rpc, &params()).unwrap_err();
     assert!(matches!(err, IntegrityError::RpcError { code: -32601, .. }));
-    assert_eq!(
-        err.to_string(),
-        "node answered JSON-RPC error -32601: Method not found: aztec_getValidatorsStats"
-    );
+    assert_eq!(err.to_string(), "node answered JSON-RPC error -32601: Method not found: aztec_getValidatorsStats");
     // A bare document is not a response.
-    assert!(matches!(
-        analyse_response(doc.as_bytes(), &params()),
-        Err(IntegrityError::NoResult)
-    ));
+    assert!(matches!(analyse_response(doc.as_bytes(), &params()), Err(IntegrityError::NoResult)));
 }
 
 #[test]
 fn invalid_params_are_rejected() {
     let body = br#"{"stats":{},"slotWindow":768}"#;
     for p in [
-        IntegrityParams {
-            slots_per_epoch: 0,
-            ..params()
-        },
-        IntegrityParams {
-            expected_validators: 0,
-            ..params()
-        },
-        IntegrityParams {
-            check_epochs: 1 << 40,
-            ..params()
-        },
+        IntegrityParams { slots_per_epoch: 0, ..params() },
+        IntegrityParams { expected_validators: 0, ..params() },
+        IntegrityParams { check_epochs: 1 << 40, ..params() },
     ] {
-        assert!(
-            matches!(
-                analyse_stats(body, &p),
-                Err(IntegrityError::InvalidParams(_))
-            ),
-            "{p:?}"
-        );
+        assert!(matches!(analyse_stats(body, &p), Err(IntegrityError::InvalidParams(_))), "{p:?}");
     }
 }
 

@@ -141,12 +141,7 @@ impl Analysis {
         }
         let v = &mut self.verdict;
         v.epochs = self.tallies.iter().map(|t| t.report(params)).collect();
-        v.missing_epochs = self
-            .tallies
-            .iter()
-            .filter(|t| t.is_missing())
-            .map(|t| t.epoch)
-            .collect();
+        v.missing_epochs = self.tallies.iter().filter(|t| t.is_missing()).map(|t| t.epoch).collect();
         v.inconsistent_epochs = self
             .tallies
             .iter()

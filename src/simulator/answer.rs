@@ -9,9 +9,7 @@ use serde_json::value::RawValue;
 use super::config::ApiVersion;
 use super::handlers;
 use super::methods::{resolve, Method};
-use super::rpc::{
-    close_with_error, error_body, open, params_list, Item, Parsed, RpcError, INTERNAL_ERROR,
-};
+use super::rpc::{close_with_error, error_body, open, params_list, Item, Parsed, RpcError, INTERNAL_ERROR};
 use super::state::{NodeState, View};
 
 /// What a handler produced after `"result":`.
@@ -109,9 +107,7 @@ fn dispatch(
     let params = params_list(params)?;
     let max = method.max_params(version);
     if params.len() > max {
-        return Err(RpcError::invalid_params(format!(
-            "Array must contain at most {max} element(s) (params)"
-        )));
+        return Err(RpcError::invalid_params(format!("Array must contain at most {max} element(s) (params)")));
     }
     handlers::call(node, view, method, &params, out)
 }
@@ -131,14 +127,8 @@ mod tests {
 
     #[test]
     fn single_and_batch() {
-        let (s, v) = run(
-            ApiVersion::V5,
-            r#"{"jsonrpc":"2.0","id":"a","method":"aztec_getBlockNumber"}"#,
-        );
-        assert_eq!(
-            (s, v["id"].as_str(), v["result"].as_u64()),
-            (200, Some("a"), Some(20_000))
-        );
+        let (s, v) = run(ApiVersion::V5, r#"{"jsonrpc":"2.0","id":"a","method":"aztec_getBlockNumber"}"#);
+        assert_eq!((s, v["id"].as_str(), v["result"].as_u64()), (200, Some("a"), Some(20_000)));
         let (s, v) = run(ApiVersion::V5, r#"{"id":1,"method":"aztec_nope"}"#);
         assert_eq!((s, v["error"]["code"].as_i64()), (400, Some(-32601)));
         let (s, v) = run(

@@ -10,9 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::config::{ApiVersion, SimConfig};
-use super::encode::{
-    decode_field, hash2, write_address, write_field, write_small_field, write_u64, write_u64_str,
-};
+use super::encode::{decode_field, hash2, write_address, write_field, write_small_field, write_u64, write_u64_str};
 use super::rpc::RpcError;
 
 /// Tags that separate the different kinds of invented values.
@@ -87,24 +85,14 @@ impl Chain {
         let slot = self.slot_of(proposed);
         let epoch_blocks = self.slots_per_epoch * self.blocks_per_slot;
         let epoch = slot / self.slots_per_epoch;
-        let checkpointed = (slot * self.blocks_per_slot)
-            .saturating_sub(1)
-            .min(proposed);
+        let checkpointed = (slot * self.blocks_per_slot).saturating_sub(1).min(proposed);
         let proven = (epoch * epoch_blocks).saturating_sub(1).min(checkpointed);
-        let finalized = (epoch.saturating_sub(1) * epoch_blocks)
-            .saturating_sub(1)
-            .min(proven);
-        Tips {
-            proposed,
-            checkpointed,
-            proven,
-            finalized,
-        }
+        let finalized = (epoch.saturating_sub(1) * epoch_blocks).saturating_sub(1).min(proven);
+        Tips { proposed, checkpointed, proven, finalized }
     }
 
     fn time_ms(&self, blocks_from_initial: i128) -> u64 {
-        let t =
-            i128::from(self.genesis_ms) + blocks_from_initial * i128::from(self.nominal_block_ms);
+        let t = i128::from(self.genesis_ms) + blocks_from_initial * i128::from(self.nominal_block_ms);
         u64::try_from(t.max(0)).unwrap_or(u64::MAX)
     }
 
@@ -270,13 +258,9 @@ impl Chain {
 
     /// Resolves a `BlockParameter` to a block number. `Ok(None)` is a well-formed reference to
     /// a block this chain does not have (unknown hash or archive root).
-    pub(crate) fn resolve_block(
-        &self,
-        param: &RawValue,
-        t: &Tips,
-    ) -> Result<Option<u64>, RpcError> {
-        let value: Value = serde_json::from_str(param.get())
-            .map_err(|_| RpcError::invalid_params("Invalid block parameter (0)"))?;
+    pub(crate) fn resolve_block(&self, param: &RawValue, t: &Tips) -> Result<Option<u64>, RpcError> {
+        let value: Value =
+            serde_json::from_str(param.get()).map_err(|_| RpcError::invalid_params("Invalid block parameter (0)"))?;
         self.resolve_value(&value, t)
     }
 

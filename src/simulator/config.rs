@@ -58,9 +58,7 @@ impl FromStr for ApiVersion {
             "v4" | "4" => Ok(ApiVersion::V4),
             "v5" | "5" => Ok(ApiVersion::V5),
             "v6" | "6" => Ok(ApiVersion::V6),
-            other => Err(format!(
-                "unknown API version {other:?} (expected v3, v4, v5 or v6)"
-            )),
+            other => Err(format!("unknown API version {other:?} (expected v3, v4, v5 or v6)")),
         }
     }
 }
@@ -235,21 +233,9 @@ pub fn demo_fleet(genesis_unix_ms: u64) -> Vec<SimConfig> {
         cfg
     };
     vec![
-        node(
-            "archiver-1",
-            ApiVersion::V6,
-            HistoryProfile::Archiver,
-            120,
-            0,
-        ),
+        node("archiver-1", ApiVersion::V6, HistoryProfile::Archiver, 120, 0),
         node("pruned-1", ApiVersion::V5, HistoryProfile::Pruned, 24, 0),
-        node(
-            "corrupted-1",
-            ApiVersion::V5,
-            HistoryProfile::Corrupted,
-            120,
-            0,
-        ),
+        node("corrupted-1", ApiVersion::V5, HistoryProfile::Corrupted, 120, 0),
         node("lagging-1", ApiVersion::V4, HistoryProfile::Pruned, 24, 10),
     ]
 }

@@ -26,9 +26,7 @@ pub(crate) fn hash3(a: u64, b: u64, c: u64) -> u64 {
 
 /// FNV-1a over bytes, for seeds derived from text.
 pub(crate) fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -207,27 +205,18 @@ mod tests {
         write_i64(&mut out, -32601);
         out.push(b' ');
         write_iso_date(&mut out, 1_760_001_240_123);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "0 18446744073709551615 -32601 \"2025-10-09T09:14:00.123Z\""
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), "0 18446744073709551615 -32601 \"2025-10-09T09:14:00.123Z\"");
     }
 
     #[test]
     fn fields_round_trip() {
         let mut out = Vec::new();
         write_field(&mut out, 7, 12_345);
-        let text = std::str::from_utf8(&out)
-            .unwrap()
-            .trim_matches('"')
-            .to_owned();
+        let text = std::str::from_utf8(&out).unwrap().trim_matches('"').to_owned();
         assert_eq!(text.len(), 66);
         assert_eq!(decode_field(7, &text), Some(12_345));
         assert_eq!(decode_field(8, &text), None);
-        assert_eq!(
-            decode_field(7, &text.to_uppercase().replace("0X", "0x")),
-            Some(12_345)
-        );
+        assert_eq!(decode_field(7, &text.to_uppercase().replace("0X", "0x")), Some(12_345));
     }
 
     #[test]

@@ -46,15 +46,14 @@ impl Faults {
     pub fn merge_json(&mut self, body: &[u8]) -> Result<(), String> {
         let patch: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(body).map_err(|e| format!("expected a JSON object: {e}"))?;
-        let mut current = match serde_json::to_value(&*self) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => return Err("faults are not serializable".to_owned()),
+        let Ok(serde_json::Value::Object(mut current)) = serde_json::to_value(&*self) else {
+            return Err("faults are not serializable".to_owned());
         };
         for (key, value) in patch {
             current.insert(key, value);
         }
-        *self = serde_json::from_value(serde_json::Value::Object(current))
-            .map_err(|e| format!("invalid faults: {e}"))?;
+        *self =
+            serde_json::from_value(serde_json::Value::Object(current)).map_err(|e| format!("invalid faults: {e}"))?;
         Ok(())
     }
 }
@@ -65,13 +64,8 @@ mod tests {
 
     #[test]
     fn merge_replaces_only_present_fields() {
-        let mut f = Faults {
-            latency_ms: 5,
-            hang: true,
-            ..Faults::default()
-        };
-        f.merge_json(br#"{"hang":false,"http_status":503,"history":"gapped"}"#)
-            .unwrap();
+        let mut f = Faults { latency_ms: 5, hang: true, ..Faults::default() };
+        f.merge_json(br#"{"hang":false,"http_status":503,"history":"gapped"}"#).unwrap();
         assert_eq!(f.latency_ms, 5);
         assert!(!f.hang);
         assert_eq!(f.http_status, Some(503));

@@ -10,6 +10,7 @@ use super::answer::Answer;
 use super::chain::Chain;
 use super::config::{ApiVersion, HistoryProfile, ARCHIVE_DEPTH_EPOCHS};
 use super::encode::{fnv, hash2, write_field, write_str, write_u64, write_u64_str};
+use super::history::Window;
 use super::identity::{write_l1_contracts, write_node_info, write_protocol_contracts};
 use super::methods::Method;
 use super::rpc::{RpcError, APPLICATION_ERROR, INTERNAL_ERROR};
@@ -29,8 +30,7 @@ fn required<'a>(params: &[&'a RawValue], i: usize) -> Result<&'a RawValue, RpcEr
 }
 
 fn string_param(raw: &RawValue, i: usize) -> Result<String, RpcError> {
-    serde_json::from_str(raw.get())
-        .map_err(|_| RpcError::invalid_params(format!("Expected string ({i})")))
+    serde_json::from_str(raw.get()).map_err(|_| RpcError::invalid_params(format!("Expected string ({i})")))
 }
 
 fn u64_param(raw: &RawValue, i: usize) -> Result<u64, RpcError> {
@@ -102,12 +102,7 @@ fn tip_number(view: &View, params: &[&RawValue], out: &mut Vec<u8>) -> Result<()
     Ok(())
 }
 
-fn checkpoint_number(
-    node: &NodeState,
-    view: &View,
-    params: &[&RawValue],
-    out: &mut Vec<u8>,
-) -> Result<(), RpcError> {
+fn checkpoint_number(node: &NodeState, view: &View, params: &[&RawValue], out: &mut Vec<u8>) -> Result<(), RpcError> {
     let tag = opt(params, 0).map(|raw| string_param(raw, 0)).transpose()?;
     let block = match tag.as_deref() {
         None | Some("checkpointed") => view.tips.checkpointed,
@@ -127,15 +122,9 @@ fn checkpoint_number(
 fn world_state(node: &NodeState, view: &View, out: &mut Vec<u8>) {
     let t = &view.tips;
     let profile = node.profile(&view.faults);
-    let archive =
-        profile == HistoryProfile::Archiver || node.cfg.history_epochs > ARCHIVE_DEPTH_EPOCHS;
-    let oldest = if archive {
-        1
-    } else {
-        t.proposed
-            .saturating_sub(HISTORIC_CHECKPOINTS * node.chain.blocks_per_slot)
-            .max(1)
-    };
+    let archive = profile == HistoryProfile::Archiver || node.cfg.history_epochs > ARCHIVE_DEPTH_EPOCHS;
+    let oldest =
+        if archive { 1 } else { t.proposed.saturating_sub(HISTORIC_CHECKPOINTS * node.chain.blocks_per_slot).max(1) };
     out.extend_from_slice(b"{\"latestBlockNumber\":");
     write_u64(out, t.proposed);
     out.extend_from_slice(b",\"latestBlockHash\":");
@@ -172,9 +161,7 @@ fn l1_constants(node: &NodeState, out: &mut Vec<u8>) {
     write_u64(out, chain.slot_seconds());
     out.extend_from_slice(b",\"epochDuration\":");
     write_u64(out, chain.slots_per_epoch);
-    out.extend_from_slice(
-        b",\"ethereumSlotDuration\":12,\"proofSubmissionEpochs\":1,\"targetCommitteeSize\":",
-    );
+    out.extend_from_slice(b",\"ethereumSlotDuration\":12,\"proofSubmissionEpochs\":1,\"targetCommitteeSize\":");
     write_u64(out, chain.committee_size);
     out.extend_from_slice(b",\"rollupManaLimit\":150000000}");
 }
@@ -215,26 +202,17 @@ struct TxHashField {
 
 /// The hash a node files a transaction under: its `txHash` string, or one derived from the JSON.
 fn tx_hash(node: &NodeState, raw: &RawValue) -> Result<String, RpcError> {
-    let fields: TxHashField = serde_json::from_str(raw.get())
-        .map_err(|_| RpcError::invalid_params("Expected object, received other (0)"))?;
+    let fields: TxHashField =
+        serde_json::from_str(raw.get()).map_err(|_| RpcError::invalid_params("Expected object, received other (0)"))?;
     if let Some(serde_json::Value::String(h)) = fields.tx_hash {
         return Ok(h);
     }
     let mut out = Vec::with_capacity(68);
-    write_field(
-        &mut out,
-        hash2(node.chain.seed, 9),
-        fnv(raw.get().as_bytes()),
-    );
+    write_field(&mut out, hash2(node.chain.seed, 9), fnv(raw.get().as_bytes()));
     Ok(String::from_utf8_lossy(&out[1..out.len() - 1]).into_owned())
 }
 
-fn tx(
-    node: &NodeState,
-    method: Method,
-    params: &[&RawValue],
-    out: &mut Vec<u8>,
-) -> Result<Answer, RpcError> {
+fn tx(node: &NodeState, method: Method, params: &[&RawValue], out: &mut Vec<u8>) -> Result<Answer, RpcError> {
     if method == Method::GetPendingTxCount {
         write_u64(out, lock(&node.pool).len() as u64);
         return Ok(Answer::Value);
@@ -259,11 +237,7 @@ fn tx(
     }
     out.extend_from_slice(b"{\"txHash\":");
     write_str(out, &hash);
-    out.extend_from_slice(if pending.is_some() {
-        b",\"status\":\"pending\"}"
-    } else {
-        b",\"status\":\"dropped\"}"
-    });
+    out.extend_from_slice(if pending.is_some() { b",\"status\":\"pending\"}" } else { b",\"status\":\"dropped\"}" });
     Ok(Answer::Value)
 }
 
@@ -274,52 +248,29 @@ fn sentinel(
     params: &[&RawValue],
     out: &mut Vec<u8>,
 ) -> Result<Answer, RpcError> {
-    let history = view
-        .history
-        .as_ref()
-        .ok_or_else(|| RpcError::new(INTERNAL_ERROR, "Internal error"))?;
+    let history = view.history.as_ref().ok_or_else(|| RpcError::new(INTERNAL_ERROR, "Internal error"))?;
     if method == Method::GetValidatorsStats {
         out.extend_from_slice(&history.json);
         return Ok(Answer::Value);
     }
-    if node.profile(&view.faults) == HistoryProfile::Disabled && method == Method::GetValidatorStats
-    {
-        return Ok(Answer::Undefined);
-    }
-    let w = history.model.window;
-    let from = opt(params, 1).map(|p| u64_param(p, 1)).transpose()?;
-    let to = opt(params, 2).map(|p| u64_param(p, 2)).transpose()?;
-    let from = from.unwrap_or(w.last_processed.saturating_sub(w.slot_window));
-    let to = to.unwrap_or(w.last_processed);
-    if to.saturating_sub(from) > w.slot_window {
-        return Err(RpcError::new(
-            APPLICATION_ERROR,
-            format!(
-                "Slot range ({}) exceeds history length ({})",
-                to - from,
-                w.slot_window
-            ),
-        ));
-    }
-    let disabled = node.profile(&view.faults) == HistoryProfile::Disabled;
+    // A disabled sentinel stores nothing: every look-up is undefined, whatever the range.
+    let range = if node.profile(&view.faults) == HistoryProfile::Disabled {
+        (1, 0)
+    } else {
+        slot_range(params, history.model.window)?
+    };
     let single = |address: &str, out: &mut Vec<u8>| {
-        let idx = stats::validator_index(&node.chain, address).filter(|_| !disabled);
-        idx.is_some_and(|i| stats::write_single(out, &history.model, &node.chain, i, (from, to)))
+        stats::validator_index(&node.chain, address)
+            .is_some_and(|i| stats::write_single(out, &history.model, &node.chain, i, range))
     };
     if method == Method::GetValidatorStats {
         let address = string_param(required(params, 0)?, 0)?;
-        return Ok(if single(&address, out) {
-            Answer::Value
-        } else {
-            Answer::Undefined
-        });
+        return Ok(if single(&address, out) { Answer::Value } else { Answer::Undefined });
     }
-    let addresses: Vec<String> = serde_json::from_str(required(params, 0)?.get())
-        .map_err(|_| RpcError::invalid_params("Expected array (0)"))?;
+    let addresses: Vec<String> =
+        serde_json::from_str(required(params, 0)?.get()).map_err(|_| RpcError::invalid_params("Expected array (0)"))?;
     if addresses.len() > 100 {
-        return Err(RpcError::invalid_params(
-            "Array must contain at most 100 element(s) (0)",
-        ));
+        return Err(RpcError::invalid_params("Array must contain at most 100 element(s) (0)"));
     }
     out.push(b'[');
     for (i, address) in addresses.iter().enumerate() {
@@ -332,4 +283,17 @@ fn sentinel(
     }
     out.push(b']');
     Ok(Answer::Value)
+}
+
+/// `[fromSlot, toSlot]` of a single-validator query: params 1 and 2, defaulting to the window.
+fn slot_range(params: &[&RawValue], w: Window) -> Result<(u64, u64), RpcError> {
+    let from = opt(params, 1).map(|p| u64_param(p, 1)).transpose()?;
+    let to = opt(params, 2).map(|p| u64_param(p, 2)).transpose()?;
+    let from = from.unwrap_or(w.last_processed.saturating_sub(w.slot_window));
+    let to = to.unwrap_or(w.last_processed);
+    if to.saturating_sub(from) > w.slot_window {
+        let msg = format!("Slot range ({}) exceeds history length ({})", to - from, w.slot_window);
+        return Err(RpcError::new(APPLICATION_ERROR, msg));
+    }
+    Ok((from, to))
 }

@@ -119,24 +119,14 @@ impl Window {
     pub(crate) fn new(cfg: &SimConfig, profile: HistoryProfile, current_slot: u64) -> Self {
         let spe = cfg.slots_per_epoch.max(1);
         let depth = cfg.history_epochs * spe;
-        let archive =
-            profile == HistoryProfile::Archiver || cfg.history_epochs > ARCHIVE_DEPTH_EPOCHS;
+        let archive = profile == HistoryProfile::Archiver || cfg.history_epochs > ARCHIVE_DEPTH_EPOCHS;
         // Pruned nodes have run longer than they keep: the read window, not the start, cuts them.
         let ran_for = if archive { depth } else { 2 * depth };
         let last_processed = current_slot.saturating_sub(2);
         let initial_slot = last_processed.saturating_sub(ran_for + spe / 2 + 1);
-        let slot_window = if archive {
-            ARCHIVE_WINDOW_EPOCHS * spe
-        } else {
-            depth
-        };
+        let slot_window = if archive { ARCHIVE_WINDOW_EPOCHS * spe } else { depth };
         let from_slot = (initial_slot + 1).max(last_processed.saturating_sub(slot_window));
-        Window {
-            last_processed,
-            initial_slot,
-            slot_window,
-            from_slot,
-        }
+        Window { last_processed, initial_slot, slot_window, from_slot }
     }
 }
 
@@ -165,9 +155,8 @@ pub(crate) fn validator_count(chain: &Chain) -> u64 {
 
 /// The committee of `epoch`, in proposer-selection order (indices into the validator set).
 pub(crate) fn committee(chain: &Chain, epoch: u64) -> Vec<u64> {
-    let mut keyed: Vec<(u64, u64)> = (0..validator_count(chain))
-        .map(|i| (hash3(chain.seed ^ LANE_COMMITTEE, epoch, i), i))
-        .collect();
+    let mut keyed: Vec<(u64, u64)> =
+        (0..validator_count(chain)).map(|i| (hash3(chain.seed ^ LANE_COMMITTEE, epoch, i), i)).collect();
     keyed.sort_unstable();
     keyed.truncate(chain.committee_size as usize);
     keyed.into_iter().map(|(_, i)| i).collect()
@@ -188,20 +177,14 @@ fn proposer_status(version: ApiVersion, class: Class, variant: u64) -> Status {
         (ApiVersion::V3, Class::Missed) => Status::BlockMissed,
         (_, Class::Mined) => Status::CheckpointMined,
         (ApiVersion::V4, Class::Attested) => Status::CheckpointProposed,
-        (ApiVersion::V4, Class::Missed) => {
-            [Status::CheckpointMissed, Status::BlocksMissed][(variant % 2) as usize]
-        }
+        (ApiVersion::V4, Class::Missed) => [Status::CheckpointMissed, Status::BlocksMissed][(variant % 2) as usize],
         (ApiVersion::V5, Class::Attested) => Status::CheckpointValid,
-        (_, Class::Attested) => [
-            Status::CheckpointValid,
-            Status::CheckpointUnpublished,
-            Status::CheckpointOrphaned,
-        ][(variant % 3) as usize],
-        (_, Class::Missed) => [
-            Status::CheckpointMissed,
-            Status::BlocksMissed,
-            Status::CheckpointInvalid,
-        ][(variant % 3) as usize],
+        (_, Class::Attested) => {
+            [Status::CheckpointValid, Status::CheckpointUnpublished, Status::CheckpointOrphaned][(variant % 3) as usize]
+        }
+        (_, Class::Missed) => {
+            [Status::CheckpointMissed, Status::BlocksMissed, Status::CheckpointInvalid][(variant % 3) as usize]
+        }
     }
 }
 
@@ -215,10 +198,12 @@ enum Damage {
 }
 
 fn damage(profile: HistoryProfile, epoch: u64) -> Damage {
-    if profile != HistoryProfile::Corrupted || epoch % 4 != 1 {
+    // One epoch in three, cycling through the kinds: any ten consecutive epochs hold three or
+    // four damaged epochs of all three kinds.
+    if profile != HistoryProfile::Corrupted || epoch % 3 != 1 {
         return Damage::None;
     }
-    match (epoch / 4) % 3 {
+    match (epoch / 3) % 3 {
         0 => Damage::LostAttestations,
         1 => Damage::ExtraValidators,
         _ => Damage::MissingProposers,
@@ -251,9 +236,7 @@ impl Model {
                 if epoch_committee.as_ref().map(|(e, _)| *e) != Some(epoch) {
                     epoch_committee = Some((epoch, committee(chain, epoch)));
                 }
-                let members = epoch_committee
-                    .as_ref()
-                    .map_or(&[][..], |(_, c)| c.as_slice());
+                let members = epoch_committee.as_ref().map_or(&[][..], |(_, c)| c.as_slice());
                 record_slot(spec, slot, epoch, members, &mut entries);
             }
         }
@@ -264,28 +247,18 @@ impl Model {
                 list.drain(..list.len() - keep);
             }
         }
-        Model {
-            window: w,
-            version: spec.version,
-            entries,
-        }
+        Model { window: w, version: spec.version, entries }
     }
 }
 
 /// Appends the records of one slot.
-fn record_slot(
-    spec: &Spec,
-    slot: u64,
-    epoch: u64,
-    members: &[u64],
-    entries: &mut [Vec<(u64, Status)>],
-) {
+fn record_slot(spec: &Spec, slot: u64, epoch: u64, members: &[u64], entries: &mut [Vec<(u64, Status)>]) {
     let seed = spec.chain.seed;
     let corrupted = spec.profile == HistoryProfile::Corrupted;
     let damage = damage(spec.profile, epoch);
     let proposer = members[(hash3(seed, LANE_PROPOSER, slot) % members.len() as u64) as usize];
     let mut class = class_of(seed, slot);
-    if corrupted && hash3(seed, LANE_FLIP, slot) % 8 == 0 {
+    if corrupted && hash3(seed, LANE_FLIP, slot).is_multiple_of(8) {
         class = match class {
             Class::Mined => Class::Attested,
             Class::Attested => Class::Mined,
@@ -293,8 +266,7 @@ fn record_slot(
         };
     }
     let status = proposer_status(spec.version, class, hash3(seed, LANE_VARIANT, slot));
-    let drop_proposer =
-        damage == Damage::MissingProposers && hash3(seed, LANE_CORRUPT, slot) % 4 == 0;
+    let drop_proposer = damage == Damage::MissingProposers && hash3(seed, LANE_CORRUPT, slot).is_multiple_of(4);
     if !drop_proposer {
         entries[proposer as usize].push((slot, status));
     }
@@ -303,20 +275,14 @@ fn record_slot(
     }
     for &m in members.iter().filter(|&&m| m != proposer) {
         let roll = hash3(seed ^ LANE_ATTEST, slot, m);
-        if damage == Damage::LostAttestations && roll % 10 < 3 {
+        if damage == Damage::LostAttestations && roll.is_multiple_of(2) {
             continue;
         }
-        let att = if roll % 40 == 7 {
-            Status::AttestationMissed
-        } else {
-            Status::AttestationSent
-        };
+        let att = if roll % 40 == 7 { Status::AttestationMissed } else { Status::AttestationSent };
         entries[m as usize].push((slot, att));
     }
     if damage == Damage::ExtraValidators {
-        let outsiders = (0..entries.len() as u64)
-            .filter(|i| !members.contains(i))
-            .take(3);
+        let outsiders = (0..entries.len() as u64).filter(|i| !members.contains(i)).take(3);
         for v in outsiders {
             entries[v as usize].push((slot, Status::AttestationSent));
         }
@@ -333,12 +299,7 @@ mod tests {
         cfg.history = profile;
         let chain = Chain::new(&cfg);
         let slot = chain.slot_of(cfg.initial_block);
-        Spec {
-            chain,
-            version,
-            profile,
-            window: Window::new(&cfg, profile, slot),
-        }
+        Spec { chain, version, profile, window: Window::new(&cfg, profile, slot) }
     }
 
     /// (A, M, T, V) per epoch, the quantities SPEC §4 scores.
@@ -362,12 +323,7 @@ mod tests {
 
     #[test]
     fn healthy_epochs_are_consistent() {
-        for version in [
-            ApiVersion::V3,
-            ApiVersion::V4,
-            ApiVersion::V5,
-            ApiVersion::V6,
-        ] {
+        for version in [ApiVersion::V3, ApiVersion::V4, ApiVersion::V5, ApiVersion::V6] {
             let s = spec(HistoryProfile::Pruned, version);
             let model = Model::build(&s);
             let epochs = per_epoch(&model, 32);
@@ -419,9 +375,7 @@ mod tests {
         let s = spec(HistoryProfile::Gapped, ApiVersion::V5);
         let epochs = per_epoch(&Model::build(&s), 32);
         let last = s.window.last_processed / 32;
-        let missing = (last - 10..last)
-            .filter(|e| !epochs.contains_key(e))
-            .count();
+        let missing = (last - 10..last).filter(|e| !epochs.contains_key(e)).count();
         assert_eq!(missing, 2);
 
         let s = spec(HistoryProfile::Corrupted, ApiVersion::V5);

@@ -8,9 +8,7 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::config::SimConfig;
-use super::encode::{
-    hash2, write_address, write_address_raw, write_small_field, write_str, write_u64,
-};
+use super::encode::{hash2, write_address, write_address_raw, write_small_field, write_str, write_u64};
 
 const L1_CHAIN_ID: HeaderName = HeaderName::from_static("x-aztec-l1chainid");
 const ROLLUP_VERSION: HeaderName = HeaderName::from_static("x-aztec-rollupversion");
@@ -113,12 +111,7 @@ pub(crate) fn write_l1_contracts(out: &mut Vec<u8>, l1_chain_id: u64, rollup_ver
 /// Appends the `protocolContractAddresses` object (small canonical addresses, as on a real
 /// network).
 pub(crate) fn write_protocol_contracts(out: &mut Vec<u8>) {
-    let entries = [
-        ("classRegistry", 3),
-        ("feeJuice", 5),
-        ("instanceRegistry", 2),
-        ("multiCallEntrypoint", 4),
-    ];
+    let entries = [("classRegistry", 3), ("feeJuice", 5), ("instanceRegistry", 2), ("multiCallEntrypoint", 4)];
     out.push(b'{');
     for (i, (name, n)) in entries.iter().enumerate() {
         if i > 0 {
@@ -159,22 +152,13 @@ mod tests {
         let mut map = HeaderMap::new();
         IdentityHeaders::new(&cfg).apply(&mut map, None);
         assert_eq!(map["x-aztec-packageversion"], "5.2.0");
-        assert_eq!(
-            map["x-aztec-rollupversion"],
-            cfg.rollup_version.to_string().as_str()
-        );
+        assert_eq!(map["x-aztec-rollupversion"], cfg.rollup_version.to_string().as_str());
         let mut out = Vec::new();
         write_node_info(&mut out, &cfg, cfg.rollup_version);
         let info: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(
-            info["l1ContractAddresses"]["rollupAddress"],
-            map["x-aztec-l1rollupaddress"].to_str().unwrap()
-        );
+        assert_eq!(info["l1ContractAddresses"]["rollupAddress"], map["x-aztec-l1rollupaddress"].to_str().unwrap());
         IdentityHeaders::new(&cfg).apply(&mut map, Some(7));
         assert_eq!(map["x-aztec-rollupversion"], "7");
-        assert_ne!(
-            info["l1ContractAddresses"]["rollupAddress"],
-            map["x-aztec-l1rollupaddress"].to_str().unwrap()
-        );
+        assert_ne!(info["l1ContractAddresses"]["rollupAddress"], map["x-aztec-l1rollupaddress"].to_str().unwrap());
     }
 }

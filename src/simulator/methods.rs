@@ -114,10 +114,9 @@ impl Method {
     pub(crate) fn available(self, version: ApiVersion) -> bool {
         use ApiVersion::{V3, V4, V5, V6};
         match self {
-            Method::GetProvenBlockNumber
-            | Method::GetL2Tips
-            | Method::GetBlockHeader
-            | Method::GetBlockByHash => version <= V4,
+            Method::GetProvenBlockNumber | Method::GetL2Tips | Method::GetBlockHeader | Method::GetBlockByHash => {
+                version <= V4
+            }
             Method::GetCheckpointedBlockNumber => version == V4,
             Method::GetCheckpointNumber | Method::GetCurrentMinFees => version >= V4,
             Method::GetCurrentBaseFees => version == V3,
@@ -148,10 +147,7 @@ impl Method {
 
     /// Whether answering needs the sentinel history.
     pub(crate) fn needs_history(self) -> bool {
-        matches!(
-            self,
-            Method::GetValidatorsStats | Method::GetValidatorStats | Method::GetValidatorStatsBatch
-        )
+        matches!(self, Method::GetValidatorsStats | Method::GetValidatorStats | Method::GetValidatorStatsBatch)
     }
 }
 
@@ -159,8 +155,7 @@ impl Method {
 /// would answer `-32601`.
 pub(crate) fn resolve(full_name: &str, version: ApiVersion) -> Option<Method> {
     let (namespace, name) = full_name.split_once('_')?;
-    let namespace_ok =
-        namespace == "node" || (namespace == "aztec" && version.has_aztec_namespace());
+    let namespace_ok = namespace == "node" || (namespace == "aztec" && version.has_aztec_namespace());
     if !namespace_ok {
         return None;
     }
@@ -184,10 +179,7 @@ mod tests {
     #[test]
     fn namespaces_and_versions() {
         use ApiVersion::*;
-        assert_eq!(
-            resolve("aztec_getChainTips", V5),
-            Some(Method::GetChainTips)
-        );
+        assert_eq!(resolve("aztec_getChainTips", V5), Some(Method::GetChainTips));
         assert_eq!(resolve("node_getChainTips", V5), Some(Method::GetChainTips));
         assert_eq!(resolve("aztec_getBlockNumber", V4), None);
         assert_eq!(resolve("node_getChainTips", V4), None);

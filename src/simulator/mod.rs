@@ -49,29 +49,15 @@ pub use faults::Faults;
 pub use node::SimNode;
 
 /// Names accepted by `SimConfig::profile`.
-pub const PROFILE_NAMES: [&str; 10] = [
-    "archiver",
-    "pruned",
-    "gapped",
-    "corrupted",
-    "lagging",
-    "disabled",
-    "v3",
-    "v4",
-    "v5",
-    "v6",
-];
+pub const PROFILE_NAMES: [&str; 10] =
+    ["archiver", "pruned", "gapped", "corrupted", "lagging", "disabled", "v3", "v4", "v5", "v6"];
 
 /// Serves a simulated node on `listener` until `cancel` fires; used by `sentinel-proxy
 /// simulate` and the demo. Faults can be changed through `POST /control`.
 ///
 /// # Errors
-/// None today; the `Result` leaves room for start-up failures.
-pub async fn serve(
-    listener: TcpListener,
-    cfg: SimConfig,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
+/// The listener's local address cannot be read.
+pub async fn serve(listener: TcpListener, cfg: SimConfig, cancel: CancellationToken) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(name = %cfg.name, version = %cfg.version, history = %cfg.history, %addr, "simulated node serving");
     let state = Arc::new(state::NodeState::new(cfg));

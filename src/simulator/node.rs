@@ -37,18 +37,11 @@ impl SimNode {
 
     /// Starts serving on an already bound listener (so the address is known before any request).
     pub async fn start_on(listener: TcpListener, cfg: SimConfig) -> SimNode {
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
         let state = Arc::new(NodeState::new(cfg));
         let cancel = CancellationToken::new();
         tokio::spawn(server::run(listener, Arc::clone(&state), cancel.clone()));
-        SimNode {
-            addr,
-            url: format!("http://{addr}"),
-            state,
-            cancel,
-        }
+        SimNode { addr, url: format!("http://{addr}"), state, cancel }
     }
 
     /// The node's configuration (as normalized at start).

@@ -39,10 +39,7 @@ pub(crate) struct RpcError {
 impl RpcError {
     /// An error with any code and message.
     pub(crate) fn new(code: i64, message: impl Into<Cow<'static, str>>) -> Self {
-        RpcError {
-            code,
-            message: message.into(),
-        }
+        RpcError { code, message: message.into() }
     }
 
     /// `-32700 Parse error: …`.
@@ -145,11 +142,7 @@ pub(crate) fn parse(body: &[u8]) -> Parsed<'_> {
 }
 
 fn invalid_item<'a>() -> Item<'a> {
-    Item {
-        jsonrpc: None,
-        id: None,
-        call: Err(RpcError::invalid_request()),
-    }
+    Item { jsonrpc: None, id: None, call: Err(RpcError::invalid_request()) }
 }
 
 fn item(text: &str) -> Item<'_> {
@@ -161,11 +154,7 @@ fn item_from(fields: Fields<'_>) -> Item<'_> {
         Some(Some(name)) if !name.is_empty() => Ok((name, fields.params)),
         _ => Err(RpcError::invalid_request()),
     };
-    Item {
-        jsonrpc: fields.jsonrpc,
-        id: fields.id,
-        call,
-    }
+    Item { jsonrpc: fields.jsonrpc, id: fields.id, call }
 }
 
 /// The method as a string, borrowed unless it contains escapes.
@@ -173,17 +162,16 @@ fn method_name(raw: &RawValue) -> Option<Cow<'_, str>> {
     if let Ok(s) = serde_json::from_str::<&str>(raw.get()) {
         return Some(Cow::Borrowed(s));
     }
-    serde_json::from_str::<String>(raw.get())
-        .ok()
-        .map(Cow::Owned)
+    serde_json::from_str::<String>(raw.get()).ok().map(Cow::Owned)
 }
 
 /// Splits positional params; absent or `null` params are an empty list.
 pub(crate) fn params_list(params: Option<&RawValue>) -> Result<Vec<&RawValue>, RpcError> {
     match params.map(RawValue::get) {
         None | Some("[]") | Some("null") => Ok(Vec::new()),
-        Some(text) => serde_json::from_str(text)
-            .map_err(|_| RpcError::invalid_params("Expected array, received object (params)")),
+        Some(text) => {
+            serde_json::from_str(text).map_err(|_| RpcError::invalid_params("Expected array, received object (params)"))
+        }
     }
 }
 
@@ -220,8 +208,7 @@ mod tests {
 
     #[test]
     fn single_keeps_raw_id_and_null() {
-        let Parsed::Single(item) = parse(br#"{"jsonrpc":"2.0","id":null,"method":"node_isReady"}"#)
-        else {
+        let Parsed::Single(item) = parse(br#"{"jsonrpc":"2.0","id":null,"method":"node_isReady"}"#) else {
             panic!("not single")
         };
         assert_eq!(item.id.map(RawValue::get), Some("null"));
@@ -236,9 +223,7 @@ mod tests {
         assert!(matches!(parse(b"{"), Parsed::Fail(e) if e.code == PARSE_ERROR));
         let big = format!("[{}]", vec!["1"; MAX_BATCH + 1].join(","));
         assert!(matches!(parse(big.as_bytes()), Parsed::Fail(e) if e.code == INVALID_REQUEST));
-        let Parsed::Batch(items) =
-            parse(br#"[1,{"id":"x","method":5},{"id":2,"method":"a\u005fb"}]"#)
-        else {
+        let Parsed::Batch(items) = parse(br#"[1,{"id":"x","method":5},{"id":2,"method":"a\u005fb"}]"#) else {
             panic!("not batch")
         };
         assert!(items[0].call.is_err());

@@ -58,12 +58,7 @@ pub(crate) async fn run(listener: TcpListener, node: Arc<NodeState>, cancel: Can
         match accepted {
             Ok((stream, _)) => {
                 let span = tracing::debug_span!("simnode", name = %node.cfg.name);
-                let conn = serve_conn(
-                    Arc::clone(&builder),
-                    stream,
-                    Arc::clone(&node),
-                    cancel.child_token(),
-                );
+                let conn = serve_conn(Arc::clone(&builder), stream, Arc::clone(&node), cancel.child_token());
                 tokio::spawn(conn.instrument(span));
             }
             Err(err) => {
@@ -79,12 +74,7 @@ pub(crate) async fn run(listener: TcpListener, node: Arc<NodeState>, cancel: Can
 }
 
 /// Serves one connection until it ends or `cancel` fires (which closes the socket at once).
-async fn serve_conn(
-    builder: Arc<Builder>,
-    stream: TcpStream,
-    node: Arc<NodeState>,
-    cancel: CancellationToken,
-) {
+async fn serve_conn(builder: Arc<Builder>, stream: TcpStream, node: Arc<NodeState>, cancel: CancellationToken) {
     // Benchmarks measure latency: never let Nagle hold back a small answer.
     let _ = stream.set_nodelay(true);
     let conn_cancel = cancel.clone();
@@ -109,19 +99,11 @@ struct Reply {
 
 impl Reply {
     fn json(status: u16, body: impl Into<Bytes>) -> Self {
-        Reply {
-            status,
-            body: body.into(),
-            content_type: Some("application/json"),
-        }
+        Reply { status, body: body.into(), content_type: Some("application/json") }
     }
 
     fn text(status: u16, body: impl Into<Bytes>) -> Self {
-        Reply {
-            status,
-            body: body.into(),
-            content_type: Some("text/plain; charset=utf-8"),
-        }
+        Reply { status, body: body.into(), content_type: Some("text/plain; charset=utf-8") }
     }
 }
 
@@ -133,11 +115,7 @@ enum Route {
     NotFound,
 }
 
-async fn route(
-    node: &Arc<NodeState>,
-    conn: &CancellationToken,
-    req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+async fn route(node: &Arc<NodeState>, conn: &CancellationToken, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let route = match (req.method(), req.uri().path()) {
         (&HttpMethod::POST, "/") => Route::Rpc,
         (&HttpMethod::GET, "/status") => Route::Status,
@@ -156,11 +134,13 @@ async fn route(
     finish(node, reply, gzip_ok)
 }
 
+/// Case-insensitive substring test on a header value, without allocating.
+fn mentions(value: &HeaderValue, word: &[u8]) -> bool {
+    value.as_bytes().windows(word.len()).any(|w| w.eq_ignore_ascii_case(word))
+}
+
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers.get_all(ACCEPT_ENCODING).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.to_ascii_lowercase().contains("gzip"))
-    })
+    headers.get_all(ACCEPT_ENCODING).iter().any(|v| mentions(v, b"gzip"))
 }
 
 /// Latency, hang and drop: the faults that act on time and on the connection.
@@ -177,11 +157,7 @@ async fn stall(f: &Faults, conn: &CancellationToken) {
     }
 }
 
-async fn rpc_route(
-    node: &Arc<NodeState>,
-    conn: &CancellationToken,
-    req: Request<Incoming>,
-) -> Reply {
+async fn rpc_route(node: &Arc<NodeState>, conn: &CancellationToken, req: Request<Incoming>) -> Reply {
     node.count_request();
     let body = match read_body(node.cfg.version, req).await {
         Ok(body) => body,
@@ -221,31 +197,17 @@ fn count_calls(node: &NodeState, parsed: &Parsed<'_>) {
 /// Reads (and if needed gunzips) a JSON-RPC body, or the error reply the real node would give.
 async fn read_body(version: ApiVersion, req: Request<Incoming>) -> Result<Bytes, Reply> {
     let headers = req.headers();
-    let gzipped = headers
-        .get(CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let gzipped = headers.get(CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     // Koa's body parser only reads JSON bodies; anything else arrives empty (-32600).
-    let not_json = headers.get(CONTENT_TYPE).is_some_and(|v| {
-        !v.to_str()
-            .is_ok_and(|s| s.to_ascii_lowercase().contains("json"))
-    });
+    let not_json = headers.get(CONTENT_TYPE).is_some_and(|v| !mentions(v, b"json"));
     let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            let code = if version >= ApiVersion::V5 {
-                INTERNAL_ERROR
-            } else {
-                rpc::INVALID_REQUEST
-            };
+            let code = if version >= ApiVersion::V5 { INTERNAL_ERROR } else { rpc::INVALID_REQUEST };
             let err = RpcError::new(code, "request entity too large");
             return Err(Reply::json(500, error_body(&err)));
         }
-        Err(_) => {
-            return Err(Reply::json(
-                400,
-                error_body(&RpcError::parse("body not readable")),
-            ))
-        }
+        Err(_) => return Err(Reply::json(400, error_body(&RpcError::parse("body not readable")))),
     };
     if not_json {
         return Err(Reply::json(400, error_body(&RpcError::invalid_request())));
@@ -255,15 +217,9 @@ async fn read_body(version: ApiVersion, req: Request<Incoming>) -> Result<Bytes,
     }
     let mut plain = Vec::new();
     let limit = MAX_BODY as u64 + 1;
-    match GzDecoder::new(&bytes[..])
-        .take(limit)
-        .read_to_end(&mut plain)
-    {
+    match GzDecoder::new(&bytes[..]).take(limit).read_to_end(&mut plain) {
         Ok(n) if n <= MAX_BODY => Ok(Bytes::from(plain)),
-        _ => Err(Reply::json(
-            400,
-            error_body(&RpcError::parse("bad gzip body")),
-        )),
+        _ => Err(Reply::json(400, error_body(&RpcError::parse("bad gzip body")))),
     }
 }
 
@@ -273,11 +229,7 @@ async fn status_route(node: &NodeState, conn: &CancellationToken) -> Reply {
     let healthy = !faults.not_ready;
     let status = if healthy { 200 } else { 500 };
     if node.cfg.version <= ApiVersion::V4 {
-        return Reply {
-            status,
-            body: Bytes::new(),
-            content_type: None,
-        };
+        return Reply { status, body: Bytes::new(), content_type: None };
     }
     // From v5.2 `/status` carries a JSON health document.
     let body = format!(
@@ -316,8 +268,7 @@ fn finish(node: &NodeState, reply: Reply, gzip_ok: bool) -> Response<Full<Bytes>
     let zip = faults.force_gzip || (gzip_ok && reply.body.len() > GZIP_MIN);
     let body = if zip { gzip(&reply.body) } else { reply.body };
     let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() =
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = resp.headers_mut();
     if let Some(ct) = reply.content_type {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));

@@ -31,9 +31,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Wall-clock time in Unix milliseconds.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Transactions accepted by `sendTx`, keyed by lowercase hash.
@@ -169,15 +167,8 @@ impl NodeState {
 
     /// Takes the per-request snapshot under already-read faults.
     pub(crate) fn view_with(&self, faults: Faults) -> View {
-        let tip = self
-            .chain
-            .tip_at(now_ms())
-            .saturating_sub(faults.lag_blocks);
-        View {
-            tips: self.chain.tips(tip),
-            faults,
-            history: None,
-        }
+        let tip = self.chain.tip_at(now_ms()).saturating_sub(faults.lag_blocks);
+        View { tips: self.chain.tips(tip), faults, history: None }
     }
 
     /// The sentinel history profile in force under these faults.
@@ -194,12 +185,7 @@ impl NodeState {
         if let Some(h) = lock(&self.history).as_ref().filter(|h| h.key == key) {
             return Arc::clone(h);
         }
-        let spec = Spec {
-            chain: self.chain,
-            version: self.cfg.version,
-            profile,
-            window: key.0,
-        };
+        let spec = Spec { chain: self.chain, version: self.cfg.version, profile, window: key.0 };
         let built = match tokio::task::spawn_blocking(move || build(spec, key)).await {
             Ok(h) => Arc::new(h),
             Err(_) => Arc::new(build(spec, key)),

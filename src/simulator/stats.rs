@@ -6,9 +6,7 @@
 
 use super::chain::Chain;
 use super::config::ApiVersion;
-use super::encode::{
-    hash2, write_address_raw, write_f64, write_iso_date, write_u64, write_u64_str,
-};
+use super::encode::{hash2, write_address_raw, write_f64, write_iso_date, write_u64, write_u64_str};
 use super::history::{validator_count, Model, Status};
 
 /// Tag of validator addresses.
@@ -74,10 +72,7 @@ fn write_validator(out: &mut Vec<u8>, chain: &Chain, idx: u64, entries: &[(u64, 
         out.extend_from_slice(b",\"lastProposal\":");
         write_when(out, chain, slot);
     }
-    let last_attestation = entries
-        .iter()
-        .rev()
-        .find(|(_, s)| *s == Status::AttestationSent);
+    let last_attestation = entries.iter().rev().find(|(_, s)| *s == Status::AttestationSent);
     if let Some(&(slot, _)) = last_attestation {
         out.extend_from_slice(b",\"lastAttestation\":");
         write_when(out, chain, slot);
@@ -140,22 +135,13 @@ fn write_missed<'a>(out: &mut Vec<u8>, records: impl Iterator<Item = &'a (u64, S
 
 /// Appends the `SingleValidatorStats` of validator `idx` over `[from, to]`; returns `false`
 /// (writing nothing) when the validator has no stored history.
-pub(crate) fn write_single(
-    out: &mut Vec<u8>,
-    model: &Model,
-    chain: &Chain,
-    idx: usize,
-    range: (u64, u64),
-) -> bool {
+pub(crate) fn write_single(out: &mut Vec<u8>, model: &Model, chain: &Chain, idx: usize, range: (u64, u64)) -> bool {
     let all = &model.entries[idx];
     if all.is_empty() {
         return false;
     }
-    let in_range: Vec<(u64, Status)> = all
-        .iter()
-        .copied()
-        .filter(|(slot, _)| *slot >= range.0 && *slot <= range.1)
-        .collect();
+    let in_range: Vec<(u64, Status)> =
+        all.iter().copied().filter(|(slot, _)| *slot >= range.0 && *slot <= range.1).collect();
     out.extend_from_slice(b"{\"validator\":");
     write_validator(out, chain, idx as u64, &in_range);
     out.extend_from_slice(if model.version >= ApiVersion::V5 {
@@ -233,8 +219,8 @@ mod tests {
             assert_eq!(addr.len(), 42);
             let history = s["history"].as_array().unwrap();
             assert_eq!(s["totalSlots"].as_u64().unwrap(), history.len() as u64);
-            let total = s["missedProposals"]["total"].as_u64().unwrap()
-                + s["missedAttestations"]["total"].as_u64().unwrap();
+            let total =
+                s["missedProposals"]["total"].as_u64().unwrap() + s["missedAttestations"]["total"].as_u64().unwrap();
             assert_eq!(total, history.len() as u64);
         }
         assert_eq!(v["slotWindow"], 24 * 32);

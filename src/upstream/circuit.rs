@@ -77,10 +77,9 @@ impl Circuit {
     pub fn try_acquire(&self) -> bool {
         match self.state.load(Ordering::Acquire) {
             CLOSED => true,
-            OPEN if self.now_ms() >= self.open_until_ms.load(Ordering::Acquire) => self
-                .state
-                .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok(),
+            OPEN if self.now_ms() >= self.open_until_ms.load(Ordering::Acquire) => {
+                self.state.compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            }
             _ => false,
         }
     }

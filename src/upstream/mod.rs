@@ -56,11 +56,7 @@ impl Backend {
         Backend {
             index,
             name: cfg.name.clone(),
-            uri: cfg
-                .url
-                .as_str()
-                .parse()
-                .expect("validated url is a valid uri"),
+            uri: cfg.url.as_str().parse().expect("validated url is a valid uri"),
             shown_url: redact_url(&cfg.url),
             url: cfg.url.clone(),
             stats: Stats::default(),
@@ -185,8 +181,7 @@ impl BackendView {
 
     /// Whether the integrity verdict says archiver.
     pub fn is_archiver(&self) -> bool {
-        self.integrity.verdict.kind == NodeKind::Archiver
-            && self.integrity.verdict.status != IntegrityStatus::Unknown
+        self.integrity.verdict.kind == NodeKind::Archiver && self.integrity.verdict.status != IntegrityStatus::Unknown
     }
 }
 
@@ -216,20 +211,11 @@ impl Pool {
             .enumerate()
             .map(|(i, b)| BackendView {
                 backend: Arc::new(Backend::new(i, b, config)),
-                health: Health {
-                    reason: Some("not probed yet".into()),
-                    ..Health::default()
-                },
+                health: Health { reason: Some("not probed yet".into()), ..Health::default() },
                 integrity: Integrity::default(),
             })
             .collect();
-        Pool {
-            current: ArcSwap::from_pointee(Snapshot {
-                backends,
-                best_tip: None,
-                finalized: None,
-            }),
-        }
+        Pool { current: ArcSwap::from_pointee(Snapshot { backends, best_tip: None, finalized: None }) }
     }
 
     /// The current snapshot (one refcount bump).

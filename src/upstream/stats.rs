@@ -62,11 +62,7 @@ impl Stats {
     pub fn record_latency(&self, d: Duration) {
         let us = d.as_secs_f64() * 1e6;
         let old = f64::from_bits(self.ewma_us.load(Ordering::Relaxed));
-        let next = if old == 0.0 {
-            us
-        } else {
-            old + EWMA_ALPHA * (us - old)
-        };
+        let next = if old == 0.0 { us } else { old + EWMA_ALPHA * (us - old) };
         self.ewma_us.store(next.to_bits(), Ordering::Relaxed);
         let mut ring = self.window.lock().unwrap_or_else(|e| e.into_inner());
         let sample = us.min(f64::from(u32::MAX)) as u32;
@@ -106,12 +102,7 @@ impl Stats {
 
     /// Recent latency percentile in µs (`q` in 0..=1), `None` without samples.
     pub fn percentile_us(&self, q: f64) -> Option<u32> {
-        let mut s = self
-            .window
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .samples
-            .clone();
+        let mut s = self.window.lock().unwrap_or_else(|e| e.into_inner()).samples.clone();
         if s.is_empty() {
             return None;
         }
@@ -122,15 +113,8 @@ impl Stats {
 
     /// EWMA, p50 and p99 in milliseconds.
     pub fn latency(&self) -> LatencySummary {
-        let ms = |q| {
-            self.percentile_us(q)
-                .map_or(0.0, |v| round2(f64::from(v) / 1000.0))
-        };
-        LatencySummary {
-            ewma: round2(self.ewma_us() / 1000.0),
-            p50: ms(0.5),
-            p99: ms(0.99),
-        }
+        let ms = |q| self.percentile_us(q).map_or(0.0, |v| round2(f64::from(v) / 1000.0));
+        LatencySummary { ewma: round2(self.ewma_us() / 1000.0), p50: ms(0.5), p99: ms(0.99) }
     }
 }
 

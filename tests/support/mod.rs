@@ -20,9 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 /// A simulated node for tests (frozen chain, healthy).
 pub async fn node(version: ApiVersion) -> SimNode {
-    SimNode::start(SimConfig::for_tests(version))
-        .await
-        .expect("simulator starts")
+    SimNode::start(SimConfig::for_tests(version)).await.expect("simulator starts")
 }
 
 /// A gateway under test. The monitor loop is not running: tests call `probe()` /
@@ -44,11 +42,7 @@ impl TestProxy {
     /// A gateway in front of `nodes` with `Config::for_tests` plus `extra` settings.
     pub async fn start(nodes: &[&SimNode], extra: &[(&str, &str)]) -> TestProxy {
         let mut src = Sources::default();
-        let list: Vec<String> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("node-{i}={}", n.url))
-            .collect();
+        let list: Vec<String> = nodes.iter().enumerate().map(|(i, n)| format!("node-{i}={}", n.url)).collect();
         src.set("SENTINEL_BACKENDS", list.join(","));
         for (k, v) in [
             ("PROXY_LISTEN", "127.0.0.1:0"),
@@ -71,12 +65,7 @@ impl TestProxy {
         let cancel = CancellationToken::new();
         let router = server::app(state.clone());
         tokio::spawn(server::serve(listener, router, cancel.clone()));
-        let mut proxy = TestProxy {
-            url,
-            state,
-            monitor,
-            cancel,
-        };
+        let mut proxy = TestProxy { url, state, monitor, cancel };
         proxy.probe().await;
         proxy
     }
@@ -116,9 +105,7 @@ impl Reply {
             .unwrap_or_else(|e| panic!("not json ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
+        self.headers.get(name).map(|v| v.to_str().unwrap().to_owned())
     }
 }
 
@@ -132,16 +119,9 @@ pub async fn post_raw(url: &str, body: impl Into<Bytes>, headers: &[(&str, &str)
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = client()
-        .request(req.body(Full::new(body.into())).unwrap())
-        .await
-        .expect("gateway answers");
+    let resp = client().request(req.body(Full::new(body.into())).unwrap()).await.expect("gateway answers");
     let (parts, body) = resp.into_parts();
-    Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
+    Reply { status: parts.status.as_u16(), headers: parts.headers, body: body.collect().await.unwrap().to_bytes() }
 }
 
 /// POSTs a JSON value.
@@ -151,25 +131,15 @@ pub async fn post(url: &str, body: Value) -> Reply {
 
 /// One JSON-RPC call; returns the reply.
 pub async fn rpc(url: &str, method: &str, params: Value) -> Reply {
-    post(
-        url,
-        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
-    )
-    .await
+    post(url, serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).await
 }
 
 /// GET.
 pub async fn get(url: &str) -> Reply {
-    let req = http::Request::get(url)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+    let req = http::Request::get(url).body(Full::new(Bytes::new())).unwrap();
     let resp = client().request(req).await.expect("gateway answers");
     let (parts, body) = resp.into_parts();
-    Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
+    Reply { status: parts.status.as_u16(), headers: parts.headers, body: body.collect().await.unwrap().to_bytes() }
 }
 
 /// Polls `cond` until it holds or `patience` passes (for background effects only).
@@ -187,5 +157,80 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A real `redis-server` on a free loopback port, killed on drop.
+pub struct RedisServer {
+    pub url: String,
+    pub port: u16,
+    child: std::process::Child,
+    _dir: TempDir,
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("sentinel-{tag}-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64
+}
+
+impl RedisServer {
+    /// Starts redis-server; panics with an install hint when it is missing.
+    pub async fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = TempDir::new("redis");
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir.0)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is needed for these tests: apt-get install -y redis-server (make test installs it)");
+        let server = RedisServer { url: format!("redis://127.0.0.1:{port}"), port, child, _dir: dir };
+        let up = eventually(Duration::from_secs(10), || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+        })
+        .await;
+        assert!(up, "redis-server did not start on port {port}");
+        server
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Number of keys (via redis-cli-free RESP over a socket).
+    pub async fn dbsize(&self) -> i64 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        s.write_all(b"*1\r\n$6\r\nDBSIZE\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).await.unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        text.trim().trim_start_matches(':').parse().unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

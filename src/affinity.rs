@@ -1,0 +1,75 @@
+//! Request affinity: read-your-writes (receipts and tx look-ups of a tx sent through the
+//! gateway go to the node that took it, until the receipt is mined) and history-aware routing
+//! (world-state reads at an explicit old block go only to nodes that still hold that block).
+//!
+//! The tx hash is read from `params[0].txHash` of `sendTx` (the serialized `Tx` carries it).
+//! A client that sends txs without it simply gets no stickiness.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::jsonrpc::Outcome;
+use crate::methods::{self, MethodInfo};
+use crate::server::AppState;
+
+#[derive(Deserialize)]
+struct TxLike<'a> {
+    #[serde(borrow, rename = "txHash")]
+    tx_hash: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct ReceiptLike<'a> {
+    #[serde(borrow)]
+    status: Option<&'a str>,
+}
+
+/// First param as a string (tx hash look-ups).
+fn first_str(params: Option<&RawValue>) -> Option<String> {
+    let p: Vec<&RawValue> = serde_json::from_str(params?.get()).ok()?;
+    serde_json::from_str::<String>(p.first()?.get()).ok()
+}
+
+/// The node a receipt / tx look-up must go to, if the tx was sent through us.
+pub fn sticky_for(app: &AppState, info: Option<&MethodInfo>, params: Option<&RawValue>) -> Option<usize> {
+    let name = info?.name;
+    if name != "getTxReceipt" && name != "getTxByHash" {
+        return None;
+    }
+    app.sticky.get(&first_str(params)?.to_ascii_lowercase())
+}
+
+/// An explicit block number as first param of a world-state method.
+pub fn historic_block(info: Option<&MethodInfo>, params: Option<&RawValue>) -> Option<u64> {
+    if !methods::reads_world_state(info?.name) {
+        return None;
+    }
+    let p: Vec<&RawValue> = serde_json::from_str(params?.get()).ok()?;
+    p.first()?.get().parse().ok()
+}
+
+/// Remembers which node took a tx; forgets once its receipt is mined.
+pub fn observe(app: &AppState, method: &str, params: Option<&RawValue>, outcome: &Outcome, backend: usize) {
+    let Some(info) = methods::lookup(method) else { return };
+    match (info.name, outcome) {
+        ("sendTx", Outcome::Result(_)) => {
+            let hash = params.and_then(|p| {
+                let v: Vec<TxLike<'_>> = serde_json::from_str(p.get()).ok()?;
+                v.first()?.tx_hash.map(str::to_ascii_lowercase)
+            });
+            if let Some(h) = hash {
+                app.sticky.insert(h, backend);
+            }
+        }
+        ("getTxReceipt", Outcome::Result(Some(r))) => {
+            let status =
+                serde_json::from_str::<ReceiptLike<'_>>(r.get()).ok().and_then(|x| x.status.map(str::to_owned));
+            if status.is_some_and(|s| s != "pending" && s != "dropped") {
+                if let Some(h) = first_str(params) {
+                    app.sticky.invalidate(&h.to_ascii_lowercase());
+                }
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,396 @@
+//! Finality-aware answer cache. [`policy`] (pure) decides from the method table whether and how
+//! long an answer may be kept; [`Cache`] stores it in tier 1 (`moka`, bounded by
+//! `CACHE_MAX_BYTES`) and, when `REDIS_URL` is set, tier 2 (Redis, shared by replicas).
+//!
+//! What is kept: immutable answers forever (blocks and block-anchored state at or below the
+//! finalized block, receipts whose status is `finalized`, content-addressed classes);
+//! network-wide static answers for a minute; tips and block numbers for at most
+//! `CACHE_VOLATILE_MS`. Never: `null`/absent results, errors, node-local answers, heavy
+//! simulations or writes. Redis failures fail open (memory tier and nodes), are counted in
+//! `sentinel_proxy_redis_errors_total`, and the connection manager reconnects by itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use http::{HeaderName, HeaderValue};
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::config::Config;
+use crate::methods::{Class, MethodInfo};
+use crate::metrics::{Metrics, Tier, TierLabel};
+
+/// Immutable entries still expire eventually, so Redis never grows without bound.
+const IMMUTABLE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Network-wide static answers (constants, chain id, contract addresses).
+const STATIC_TTL: Duration = Duration::from_secs(60);
+/// Longest wait for Redis on the request path before failing open.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// How an answer may be cached, decided before the call is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// Never cached.
+    Never,
+    /// Cached for this long whatever the result.
+    For(Duration),
+    /// Cached forever if the result proves finality (block number ≤ finalized, receipt
+    /// status `finalized`).
+    IfFinal,
+}
+
+/// Methods whose answer is a tip or a block number (volatile, short TTL).
+fn is_tip(name: &str) -> bool {
+    matches!(
+        name,
+        "getBlockNumber"
+            | "getCheckpointNumber"
+            | "getChainTips"
+            | "getL2Tips"
+            | "getProvenBlockNumber"
+            | "getCheckpointedBlockNumber"
+    )
+}
+
+/// Static answers that are the same on every node of the network.
+fn is_network_static(name: &str) -> bool {
+    matches!(
+        name,
+        "getL1Constants" | "getVersion" | "getChainId" | "getL1ContractAddresses" | "getProtocolContractAddresses"
+    )
+}
+
+/// First param as a block number, when it is a plain integer.
+fn first_number(params: Option<&RawValue>) -> Option<u64> {
+    let p: Vec<&RawValue> = serde_json::from_str(params?.get()).ok()?;
+    p.first()?.get().parse().ok()
+}
+
+/// The caching rule for a call, given the highest finalized block known to the fleet.
+pub fn policy(info: &MethodInfo, params: Option<&RawValue>, finalized: Option<u64>, volatile: Duration) -> Rule {
+    let below_final = |n: u64| finalized.is_some_and(|f| n <= f);
+    match info.class {
+        Class::Volatile if is_tip(info.name) && params.is_none_or(|p| p.get() == "[]") => {
+            if volatile.is_zero() {
+                Rule::Never
+            } else {
+                Rule::For(volatile)
+            }
+        }
+        Class::Volatile if info.name == "getTxReceipt" => Rule::IfFinal,
+        Class::Static if is_network_static(info.name) => Rule::For(STATIC_TTL),
+        Class::Immutable if info.name == "getBlocks" => {
+            let p: Option<Vec<u64>> = params
+                .and_then(|p| serde_json::from_str::<Vec<serde_json::Value>>(p.get()).ok())
+                .map(|v| v.iter().take(2).filter_map(serde_json::Value::as_u64).collect());
+            match p.as_deref() {
+                Some([from, limit]) if below_final(from + limit.saturating_sub(1)) => Rule::For(IMMUTABLE_TTL),
+                _ => Rule::Never,
+            }
+        }
+        Class::Immutable => match first_number(params) {
+            Some(n) if below_final(n) => Rule::For(IMMUTABLE_TTL),
+            Some(_) => Rule::Never,
+            None if matches!(info.name, "getBlock" | "getBlockData" | "getBlockHeader") => Rule::IfFinal,
+            None => Rule::Never,
+        },
+        Class::ImmutableOnceFound if info.name == "getContractClass" => Rule::For(IMMUTABLE_TTL),
+        _ => Rule::Never,
+    }
+}
+
+#[derive(Deserialize)]
+struct FinalityProbe<'a> {
+    #[serde(borrow, default)]
+    status: Option<&'a str>,
+    #[serde(default)]
+    number: Option<u64>,
+}
+
+/// Whether a result may be stored under `rule` (never null; `IfFinal` needs proof).
+pub fn admits(rule: Rule, result: &str, finalized: Option<u64>) -> Option<Duration> {
+    if result == "null" {
+        return None;
+    }
+    match rule {
+        Rule::Never => None,
+        Rule::For(ttl) => Some(ttl),
+        Rule::IfFinal => {
+            let probe: FinalityProbe<'_> = serde_json::from_str(result).ok()?;
+            let final_receipt = probe.status == Some("finalized");
+            let final_block = probe.number.zip(finalized).is_some_and(|(n, f)| n <= f);
+            (final_receipt || final_block).then_some(IMMUTABLE_TTL)
+        }
+    }
+}
+
+/// The cache key: method without namespace plus params, whitespace outside strings removed.
+pub fn key(info: &MethodInfo, params: Option<&RawValue>) -> String {
+    let p = params.map_or("[]", RawValue::get);
+    let mut out = String::with_capacity(info.name.len() + p.len() + 1);
+    out.push_str(info.name);
+    out.push(':');
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in p.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c.is_ascii_whitespace() {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A cached answer: the result and the node's `x-aztec-*` headers, replayed on hits.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Entry {
+    /// Result JSON.
+    pub result: Arc<RawValue>,
+    /// Header pairs (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// Name of the node that gave the answer.
+    pub backend: String,
+    /// Time to live.
+    #[serde(skip)]
+    pub ttl: Duration,
+}
+
+impl Entry {
+    /// Headers as typed pairs.
+    pub fn header_pairs(&self) -> Vec<(HeaderName, HeaderValue)> {
+        self.headers
+            .iter()
+            .filter_map(|(k, v)| Some((HeaderName::try_from(k.as_str()).ok()?, HeaderValue::from_str(v).ok()?)))
+            .collect()
+    }
+}
+
+struct PerEntryTtl;
+
+impl moka::Expiry<String, Arc<Entry>> for PerEntryTtl {
+    fn expire_after_create(&self, _: &String, v: &Arc<Entry>, _: Instant) -> Option<Duration> {
+        Some(v.ttl)
+    }
+}
+
+/// Both cache tiers.
+pub struct Cache {
+    memory: Option<moka::sync::Cache<String, Arc<Entry>>>,
+    redis: Option<Arc<RedisTier>>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cache(memory: {}, redis: {})", self.memory.is_some(), self.redis.is_some())
+    }
+}
+
+/// The Redis tier: a self-reconnecting connection, established in the background.
+struct RedisTier {
+    conn: ArcSwapOption<ConnectionManager>,
+    prefix: String,
+}
+
+impl Cache {
+    /// Builds the tiers; the Redis connection is made in the background (start-up never
+    /// waits for Redis, and a Redis outage at start is retried).
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Cache {
+        let memory = (config.cache_max_bytes > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(config.cache_max_bytes)
+                .weigher(|k: &String, v: &Arc<Entry>| {
+                    (k.len() + v.result.get().len() + 64).min(u32::MAX as usize) as u32
+                })
+                .expire_after(PerEntryTtl)
+                .build()
+        });
+        let redis = config.redis_url.as_ref().map(|url| {
+            let tier = Arc::new(RedisTier { conn: ArcSwapOption::empty(), prefix: "sentinel-proxy:v1:".to_owned() });
+            tokio::spawn(connect_loop(Arc::clone(&tier), url.to_string(), Arc::clone(&metrics)));
+            tier
+        });
+        Cache { memory, redis, metrics }
+    }
+
+    /// Whether the Redis tier is configured and connected (the manager reconnects itself).
+    pub fn redis_connected(&self) -> bool {
+        self.redis.as_ref().is_some_and(|r| r.conn.load().is_some())
+    }
+
+    fn count(&self, tier: Tier, hit: bool) {
+        let family = if hit { &self.metrics.cache_hits } else { &self.metrics.cache_misses };
+        family.get_or_create(&TierLabel { tier }).inc();
+    }
+
+    /// Looks a key up in memory, then Redis (a Redis hit is copied to memory).
+    pub async fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        if let Some(m) = &self.memory {
+            if let Some(e) = m.get(key) {
+                self.count(Tier::Memory, true);
+                return Some(e);
+            }
+            self.count(Tier::Memory, false);
+        }
+        let redis = self.redis.as_ref()?;
+        let conn = redis.conn.load_full()?;
+        let mut conn = (*conn).clone();
+        let full = format!("{}{key}", redis.prefix);
+        let got: Result<Result<Option<(String, i64)>, _>, _> = tokio::time::timeout(REDIS_TIMEOUT, async {
+            redis::pipe()
+                .get(&full)
+                .pttl(&full)
+                .query_async::<(Option<String>, i64)>(&mut conn)
+                .await
+                .map(|(v, ttl)| v.map(|v| (v, ttl)))
+        })
+        .await;
+        match got {
+            Ok(Ok(Some((text, pttl)))) => {
+                let Ok(mut entry) = serde_json::from_str::<Entry>(&text) else { return None };
+                entry.ttl = Duration::from_millis(pttl.max(1) as u64);
+                let entry = Arc::new(entry);
+                if let Some(m) = &self.memory {
+                    m.insert(key.to_owned(), Arc::clone(&entry));
+                }
+                self.count(Tier::Redis, true);
+                Some(entry)
+            }
+            Ok(Ok(None)) => {
+                self.count(Tier::Redis, false);
+                None
+            }
+            Ok(Err(_)) | Err(_) => {
+                self.metrics.redis_errors.inc();
+                None
+            }
+        }
+    }
+
+    /// Stores an answer in both tiers (the Redis write does not delay the client).
+    pub fn put(&self, key: String, entry: Entry) {
+        let entry = Arc::new(entry);
+        if let Some(redis) = &self.redis {
+            if let Some(conn) = redis.conn.load_full() {
+                let mut conn = (*conn).clone();
+                let full = format!("{}{key}", redis.prefix);
+                let ttl_ms = entry.ttl.as_millis().max(1) as u64;
+                let text = serde_json::to_string(&*entry).unwrap_or_default();
+                let metrics = Arc::clone(&self.metrics);
+                tokio::spawn(async move {
+                    let mut cmd = redis::cmd("SET");
+                    cmd.arg(&full).arg(text).arg("PX").arg(ttl_ms);
+                    let set = cmd.query_async::<()>(&mut conn);
+                    if !matches!(tokio::time::timeout(REDIS_TIMEOUT * 5, set).await, Ok(Ok(()))) {
+                        metrics.redis_errors.inc();
+                    }
+                });
+            }
+        }
+        if let Some(m) = &self.memory {
+            m.insert(key, entry);
+        }
+    }
+}
+
+/// Connects to Redis, retrying with back-off until it works; the connection manager then
+/// reconnects by itself after outages.
+async fn connect_loop(tier: Arc<RedisTier>, url: String, metrics: Arc<Metrics>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let client = redis::Client::open(url.as_str())?;
+            let cfg = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Duration::from_secs(1))
+                .set_response_timeout(Duration::from_secs(1))
+                .set_number_of_retries(1);
+            ConnectionManager::new_with_config(client, cfg).await
+        };
+        match attempt.await {
+            Ok(conn) => {
+                tracing::info!("redis cache tier connected");
+                tier.conn.store(Some(Arc::new(conn)));
+                return;
+            }
+            Err(e) => {
+                metrics.redis_errors.inc();
+                tracing::warn!(error = %e, "redis unavailable; serving from memory and nodes, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::methods::lookup;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    fn rule(method: &str, params: &str, finalized: Option<u64>) -> Rule {
+        policy(lookup(method).unwrap(), Some(&raw(params)), finalized, Duration::from_secs(1))
+    }
+
+    #[test]
+    fn finality_decides_immutable_caching() {
+        assert_eq!(rule("aztec_getBlock", "[10]", Some(100)), Rule::For(IMMUTABLE_TTL));
+        assert_eq!(rule("aztec_getBlock", "[101]", Some(100)), Rule::Never);
+        assert_eq!(rule("aztec_getBlock", "[10]", None), Rule::Never, "finality unknown");
+        assert_eq!(rule("aztec_getBlock", "[\"latest\"]", Some(100)), Rule::IfFinal);
+        assert_eq!(rule("node_getBlocks", "[1, 50]", Some(100)), Rule::For(IMMUTABLE_TTL));
+        assert_eq!(rule("node_getBlocks", "[90, 50]", Some(100)), Rule::Never);
+        assert_eq!(rule("aztec_getPublicStorageAt", "[5, \"0x1\", \"0x2\"]", Some(100)), Rule::For(IMMUTABLE_TTL));
+    }
+
+    #[test]
+    fn volatile_static_and_never() {
+        assert_eq!(rule("aztec_getBlockNumber", "[]", None), Rule::For(Duration::from_secs(1)));
+        assert_eq!(rule("aztec_getBlockNumber", "[\"proven\"]", None), Rule::Never);
+        assert_eq!(rule("aztec_getL1Constants", "[]", None), Rule::For(STATIC_TTL));
+        for m in [
+            "aztec_sendTx",
+            "aztec_getPendingTxs",
+            "aztec_getNodeInfo",
+            "aztec_getValidatorsStats",
+            "aztec_simulatePublicCalls",
+            "aztec_isReady",
+        ] {
+            assert_eq!(rule(m, "[]", Some(100)), Rule::Never, "{m}");
+        }
+    }
+
+    #[test]
+    fn results_must_prove_finality_and_never_be_null() {
+        assert_eq!(admits(Rule::For(STATIC_TTL), "null", None), None);
+        assert_eq!(admits(Rule::IfFinal, r#"{"txHash":"0x1","status":"finalized"}"#, None), Some(IMMUTABLE_TTL));
+        assert_eq!(admits(Rule::IfFinal, r#"{"txHash":"0x1","status":"proven"}"#, Some(10)), None);
+        assert_eq!(admits(Rule::IfFinal, r#"{"number":7,"hash":"0x"}"#, Some(10)), Some(IMMUTABLE_TTL));
+        assert_eq!(admits(Rule::IfFinal, r#"{"number":11}"#, Some(10)), None);
+    }
+
+    #[test]
+    fn keys_ignore_namespace_and_whitespace_but_not_string_content() {
+        let a = key(lookup("aztec_getBlock").unwrap(), Some(&raw("[ 1, {\"a\": \"x y\"} ]")));
+        let b = key(lookup("node_getBlock").unwrap(), Some(&raw("[1,{\"a\":\"x y\"}]")));
+        assert_eq!(a, b);
+        assert_eq!(a, "getBlock:[1,{\"a\":\"x y\"}]");
+        let c = key(lookup("node_getBlock").unwrap(), Some(&raw("[1,{\"a\":\"x  y\"}]")));
+        assert_ne!(a, c);
+    }
+}

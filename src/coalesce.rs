@@ -1,0 +1,139 @@
+//! Request coalescing: identical in-flight reads (same method without namespace, same
+//! canonical params) go to a node once. The first caller becomes the *leader* and registers a
+//! `watch` channel; later callers *join* and wait for the leader's outcome, each with its own
+//! deadline. If the leader gives up (its client went away, or its own deadline passed), joiners
+//! that still have time are told to go themselves — a waiter never fails because of the leader.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::jsonrpc::Outcome;
+
+/// What a finished leader publishes.
+#[derive(Clone, Debug)]
+pub enum Published {
+    /// The node's outcome and the answering backend's name and headers.
+    Done {
+        /// The outcome (result or JSON-RPC error).
+        outcome: Outcome,
+        /// Answering node.
+        backend: String,
+        /// Its `x-aztec-*` headers.
+        headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    },
+    /// The leader failed or gave up; joiners should send their own request.
+    GoYourself,
+}
+
+type Slot = watch::Receiver<Option<Published>>;
+
+/// The table of in-flight reads.
+#[derive(Debug, Default)]
+pub struct Coalescer {
+    /// Tiny critical sections only (insert / remove); never held across `.await`.
+    inflight: Mutex<HashMap<String, Slot>>,
+}
+
+/// The caller's role for one key.
+#[derive(Debug)]
+pub enum Role {
+    /// Send the request; publish through the guard.
+    Leader(LeaderGuard),
+    /// Wait on the leader.
+    Joiner(Slot),
+}
+
+/// Held by the leader; publishing (or dropping) completes the entry.
+#[derive(Debug)]
+pub struct LeaderGuard {
+    table: Arc<Coalescer>,
+    key: String,
+    tx: watch::Sender<Option<Published>>,
+}
+
+impl Coalescer {
+    /// Joins the in-flight request for `key`, or becomes its leader.
+    pub fn join(self: &Arc<Self>, key: String) -> Role {
+        let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rx) = map.get(&key) {
+            return Role::Joiner(rx.clone());
+        }
+        let (tx, rx) = watch::channel(None);
+        map.insert(key.clone(), rx);
+        Role::Leader(LeaderGuard { table: Arc::clone(self), key, tx })
+    }
+
+    /// Keys in flight (for tests and the dashboard).
+    pub fn len(&self) -> usize {
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl LeaderGuard {
+    /// Publishes the leader's outcome to every joiner.
+    pub fn publish(self, p: Published) {
+        self.table.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+        let _ = self.tx.send(Some(p));
+    }
+}
+
+impl Drop for LeaderGuard {
+    fn drop(&mut self) {
+        // Runs after `publish` too; then the entry is gone and the value already set.
+        let mut map = self.table.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(&self.key).is_some_and(|rx| rx.same_channel(&self.tx.subscribe())) {
+            map.remove(&self.key);
+        }
+        drop(map);
+        if self.tx.borrow().is_none() {
+            let _ = self.tx.send(Some(Published::GoYourself));
+        }
+    }
+}
+
+/// Waits for the leader until `deadline`; `None` when the deadline passed first.
+pub async fn wait(mut rx: Slot, deadline: tokio::time::Instant) -> Option<Published> {
+    let got = tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await;
+    match got {
+        Ok(Ok(v)) => v.clone(),
+        Ok(Err(_)) => Some(Published::GoYourself),
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn joiners_get_the_leaders_outcome() {
+        let c = Arc::new(Coalescer::default());
+        let Role::Leader(lead) = c.join("k".into()) else { panic!("first is leader") };
+        let Role::Joiner(rx) = c.join("k".into()) else { panic!("second joins") };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let waiter = tokio::spawn(wait(rx, deadline));
+        lead.publish(Published::Done { outcome: Outcome::error(1, "x"), backend: "a".into(), headers: vec![] });
+        assert!(matches!(waiter.await.unwrap(), Some(Published::Done { .. })));
+        assert!(c.is_empty());
+        assert!(matches!(c.join("k".into()), Role::Leader(_)), "finished keys start afresh");
+    }
+
+    #[tokio::test]
+    async fn a_leader_that_gives_up_releases_its_joiners() {
+        let c = Arc::new(Coalescer::default());
+        let lead = c.join("k".into());
+        let Role::Joiner(rx) = c.join("k".into()) else { panic!() };
+        drop(lead);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        assert!(matches!(wait(rx, deadline).await, Some(Published::GoYourself)));
+        assert!(c.is_empty());
+    }
+}

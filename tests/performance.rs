@@ -1,0 +1,127 @@
+//! The performance layer (SPEC §5): coalescing, the finality-aware cache with a real Redis
+//! shared by replicas, short-lived tips, and hedging.
+
+mod support;
+
+use std::time::Duration;
+
+use sentinel_proxy::simulator::{ApiVersion, Faults};
+use serde_json::{json, Value};
+use support::{eventually, node, post, rpc, RedisServer, TestProxy};
+
+#[tokio::test]
+async fn fifty_concurrent_identical_reads_reach_the_node_once_or_twice() {
+    let a = node(ApiVersion::V5).await;
+    let proxy = TestProxy::start(&[&a], &[("CACHE_VOLATILE_MS", "0")]).await;
+    a.set_faults(Faults { latency_ms: 300, ..Faults::default() });
+    let reads = (0..50)
+        .map(|i| post(&proxy.url, json!({"jsonrpc": "2.0", "id": i, "method": "aztec_getChainTips", "params": []})));
+    let replies = futures::future::join_all(reads).await;
+    for (i, r) in replies.iter().enumerate() {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["id"], json!(i), "every waiter gets its own id");
+        assert!(r.json()["result"]["proposed"]["number"].is_u64());
+    }
+    assert!(a.calls("getChainTips") <= 2, "coalesced: {} calls", a.calls("getChainTips"));
+    assert!(proxy.health().await["totals"]["coalesced"].as_u64().unwrap() >= 48);
+}
+
+#[tokio::test]
+async fn a_finalized_block_is_fetched_once_for_twenty_reads() {
+    let a = node(ApiVersion::V6).await;
+    let proxy = TestProxy::start(&[&a], &[]).await;
+    for _ in 0..20 {
+        let r = rpc(&proxy.url, "aztec_getBlock", json!([5])).await;
+        assert_eq!(r.json()["result"]["number"], 5);
+    }
+    assert_eq!(a.calls("getBlock"), 1);
+    let r = rpc(&proxy.url, "node_getBlock", json!([5])).await;
+    assert_eq!(r.header("x-sentinel-cache").as_deref(), Some("hit"), "namespaces share entries");
+    assert!(r.header("x-aztec-rollupversion").is_some(), "cached answers replay the node's headers");
+    assert_eq!(r.header("x-sentinel-backend").as_deref(), Some("node-0"));
+}
+
+#[tokio::test]
+async fn unfinalized_blocks_and_null_results_are_not_cached() {
+    let a = node(ApiVersion::V6).await;
+    let proxy = TestProxy::start(&[&a], &[]).await;
+    let tip = a.tip();
+    for _ in 0..3 {
+        rpc(&proxy.url, "aztec_getBlock", json!([tip])).await;
+        let r = rpc(&proxy.url, "aztec_getBlock", json!([tip + 1000])).await;
+        assert_eq!(r.json()["result"], Value::Null);
+    }
+    assert_eq!(a.calls("getBlock"), 6, "the tip block is above finalized; null is never cached");
+}
+
+#[tokio::test]
+async fn a_new_tip_is_visible_within_one_cache_lifetime() {
+    let a = node(ApiVersion::V5).await;
+    let proxy = TestProxy::start(&[&a], &[("CACHE_VOLATILE_MS", "300")]).await;
+    let tip = a.tip();
+    assert_eq!(rpc(&proxy.url, "aztec_getBlockNumber", json!([])).await.json()["result"], tip);
+    a.set_faults(Faults { lag_blocks: 1, ..Faults::default() }); // the node's answer changes
+    assert_eq!(rpc(&proxy.url, "aztec_getBlockNumber", json!([])).await.json()["result"], tip, "cached");
+    let started = tokio::time::Instant::now();
+    let seen = eventually(Duration::from_secs(2), || async {
+        rpc(&proxy.url, "aztec_getBlockNumber", json!([])).await.json()["result"] == json!(tip - 1)
+    })
+    .await;
+    assert!(seen);
+    assert!(started.elapsed() < Duration::from_millis(600), "visible after {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn hedging_rescues_reads_when_one_node_is_slow() {
+    let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
+    let proxy = TestProxy::start(&[&a, &b], &[("ATTEMPT_TIMEOUT_MS", "3000")]).await;
+    for _ in 0..60 {
+        rpc(&proxy.url, "aztec_getCurrentMinFees", json!([])).await;
+    }
+    a.set_faults(Faults { latency_ms: 1500, ..Faults::default() });
+    for _ in 0..5 {
+        let started = tokio::time::Instant::now();
+        let r = rpc(&proxy.url, "aztec_getCurrentMinFees", json!([])).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-sentinel-backend").as_deref(), Some("node-1"));
+        assert!(started.elapsed() < Duration::from_millis(1000), "no read waited for the slow node");
+    }
+    let h = proxy.health().await;
+    assert_eq!(h["backends"][0]["errors"], 0, "hedge losers are not node errors");
+}
+
+#[tokio::test]
+async fn replicas_share_the_redis_tier_and_survive_its_death() {
+    let mut redis = RedisServer::start().await;
+    let a = node(ApiVersion::V6).await;
+    let settings = [("REDIS_URL", redis.url.as_str())];
+    let replica_a = TestProxy::start(&[&a], &settings).await;
+    let replica_b = TestProxy::start(&[&a], &settings).await;
+    let connected = eventually(Duration::from_secs(10), || async {
+        replica_a.state.cache.redis_connected() && replica_b.state.cache.redis_connected()
+    })
+    .await;
+    assert!(connected, "both replicas connect to redis");
+
+    assert_eq!(rpc(&replica_a.url, "aztec_getBlock", json!([7])).await.json()["result"]["number"], 7);
+    assert!(eventually(Duration::from_secs(5), || async { redis.dbsize().await >= 1 }).await, "written to redis");
+    let r = rpc(&replica_b.url, "aztec_getBlock", json!([7])).await;
+    assert_eq!(r.json()["result"]["number"], 7);
+    assert_eq!(r.header("x-sentinel-cache").as_deref(), Some("hit"));
+    assert_eq!(a.calls("getBlock"), 1, "replica B answered without touching a node");
+
+    redis.kill();
+    for n in 10..20 {
+        let r = rpc(&replica_b.url, "aztec_getBlock", json!([n])).await;
+        assert_eq!(r.status, 200, "redis down: fail open");
+        assert_eq!(r.json()["result"]["number"], n);
+    }
+    let metrics = support::get(&format!("{}/metrics", replica_b.url)).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    let errors: f64 = text
+        .lines()
+        .find(|l| l.starts_with("sentinel_proxy_redis_errors_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(errors >= 1.0, "redis failures are counted:\n{text}");
+}

@@ -20,6 +20,12 @@ wrk.headers["Content-Type"] = "application/json"
 -- HTTP/1.1 keep-alive is wrk's default; state it for the record.
 wrk.headers["Connection"] = "keep-alive"
 
+-- A body containing %d is a template: every request gets its own number there (unique per
+-- thread and request, counting up from 1e9 + thread * 1e8), so no cache and no coalescing of
+-- identical in-flight requests can answer it. Building each request costs wrk a little CPU,
+-- the same for every target.
+local unique = string.find(body, "%d", 1, true) ~= nil
+
 local verify = os.getenv("BENCH_VERIFY") == "1"
 local expect_results = tonumber(os.getenv("BENCH_EXPECT_RESULTS") or "1") or 1
 
@@ -27,6 +33,19 @@ local threads = {}
 
 function setup(thread)
    table.insert(threads, thread)
+   thread:set("thread_no", #threads)
+end
+
+if unique then
+   local n = 0
+   local base = 0
+   function init(args)
+      base = 1000000000 + (thread_no or 0) * 100000000
+   end
+   function request()
+      n = n + 1
+      return wrk.format(nil, nil, nil, string.format(body, base + n))
+   end
 end
 
 if verify then

@@ -23,6 +23,18 @@ SCENARIOS = {
     "tip": "(a) uncached tip read — `aztec_getBlockNumber`",
     "block": "(b) cached immutable read — `aztec_getBlock` `[1]` (finalized block)",
     "batch": "(c) 10-item batch of mixed reads",
+    "unique": "(d) uncached, un-coalesced read — `aztec_getBlock` with a distinct future block number per request",
+}
+NOTES = {
+    "tip": "The default gateway answers these from its 1 s volatile cache; the *volatile cache off* instance still "
+           "coalesces identical in-flight requests (see its counters below). Neither row is a per-request forwarding cost: "
+           "that is scenario (d).",
+    "block": "Block 1 is finalized: the gateway answers from its cache, the other targets forward every request.",
+    "batch": "Ten items per HTTP request (req/s counts HTTP requests). The gateway splits the batch, answers items from "
+             "cache or coalesces them, and sends the rest upstream; the other targets forward the batch as one body.",
+    "unique": "Each request asks for a different block number above the chain tip (the node answers `null`), so "
+              "neither the gateway's cache nor its coalescing can answer it: every request is parsed, routed and "
+              "forwarded. This is the gateway's pass-through cost, comparable with nginx/HAProxy forwarding.",
 }
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -178,6 +190,10 @@ def main():
         body = meta.get(f"BODY_{scen}", "")
         if body:
             lines += [f"Body: `{body}`" if len(body) < 140 else f"Body: `bench/bodies/{scen}.json` ({len(body)} bytes)", ""]
+            if "%d" in body:
+                lines[-2] += " (`%d` = a distinct number per request: 1,000,000,000 + wrk thread × 100,000,000 + request count)"
+        if scen in NOTES:
+            lines += [NOTES[scen], ""]
         lines += ["| target | conns | req/s | p99 ms | ratio vs nginx | ratio vs direct | p50 ms | proxy CPU µs/req | errors |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for conns in conns_list:
@@ -316,7 +332,7 @@ def main():
 - **nginx**: `{meta.get('NGINX_CMD', '?')}` with `worker_processes auto` ({facts['nproc']} workers), `upstream {{ keepalive 256; }}`, `proxy_http_version 1.1`, `proxy_set_header Connection ""`, `keepalive_requests 1000000` (client and upstream side; nginx's default of 1000 would close wrk's connections), access log off. Template: `bench/nginx.conf.tmpl`.
 - **haproxy**: `{meta.get('HAPROXY_CMD', '?')}`, `mode http`, `http-reuse always`, `nbthread {meta.get('NPROC', '?')}`, no logging. Template: `bench/haproxy.cfg.tmpl`.
 - **gateway**: `{meta.get('GW_CMD', '?')}` (started in an empty temp dir so no `.env` is picked up; measured once `GET /ready` answered 200). Its tokio runtime has one worker thread per core. All other settings are the defaults — including `CACHE_VOLATILE_MS=1000`, so the gateway answers tip reads (`getBlockNumber`, `isReady`, `getChainTips`) from a 1 s cache: scenario (a) is *uncached* only for direct/nginx/haproxy.
-- **gateway, volatile cache off**: a second gateway process, identical except `CACHE_VOLATILE_MS=0`, run in scenarios (a) and (c): the gateway's true pass-through cost for tip reads. (Finalized blocks are still cached, so it is not run in (b).)
+- **gateway, volatile cache off**: a second gateway process, identical except `CACHE_VOLATILE_MS=0`, run in scenario (a) only. It still coalesces identical in-flight requests (this cannot be switched off), so with one fixed body most of its requests never reach the node either; scenario (d) is the one where every gateway request is forwarded.
 - Every listener is on 127.0.0.1 on a free port picked at run time.
 - Timed runs: `{meta.get('WRK_CMD', '?')}` with `BENCH_BODY_FILE=bench/bodies/SCENARIO.json`; {meta.get('ROUNDS', '1')} round(s) of {dur} per target, scenario and connection count. Runs are interleaved: for each (scenario, conns) group all its targets run back to back, and the order rotates from group to group (and round to round) so no target always runs first or last. When there is more than one round, req/s shows the mean and then each round.
 - **ratio vs nginx / vs direct** = req/s of the row ÷ req/s of nginx / direct in the same group of this run (higher is better).
@@ -344,9 +360,9 @@ def main():
         out.append("\n".join(vl) + "\n")
     out.append("## Reproduce\n")
     out.append("```sh\napt-get install -y wrk nginx haproxy   # once\nmake bench                               # = ./bench/run.sh (~"
-               "6 min)\nBENCH_DURATION=8s BENCH_ROUNDS=2 ./bench/run.sh\n./bench/smoke.sh                         # 3 s runs, -c64, writes to a temp file\n```\n")
+               "7 min plus the build)\nBENCH_DURATION=8s BENCH_ROUNDS=2 ./bench/run.sh\n./bench/smoke.sh                         # 3 s runs, -c64, writes to a temp file\n```\n")
     out.append("Knobs: `BENCH_DURATION` (default 10s), `BENCH_CONNS` (default \"64 512\"), `BENCH_ROUNDS` (1 or 2, default 1), "
-               "`BENCH_QUICK=1` (3 s runs, 1 s verification), `BENCH_SCENARIOS` (default \"tip block batch\"), "
+               "`BENCH_QUICK=1` (3 s runs, 1 s verification), `BENCH_SCENARIOS` (default \"tip block batch unique\"), "
                "`BENCH_IDLE_CONNS` (default 1000), `BENCH_OUT` (default BENCHMARKS.md), `BENCH_SKIP_BUILD=1`, `BENCH_KEEP=1` (keep the temp dir with raw outputs).\n")
     text = "\n".join(out)
     with open(args.out, "w", encoding="utf-8") as f:

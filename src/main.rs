@@ -44,6 +44,15 @@ enum Command {
         /// Listen address (default 127.0.0.1).
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
+        /// Override the committee size (validators per epoch; the set is twice this).
+        #[arg(long)]
+        committee_size: Option<u64>,
+        /// Override the sentinel history depth in epochs.
+        #[arg(long)]
+        history_epochs: Option<u64>,
+        /// Override the API version (v3, v4, v5, v6).
+        #[arg(long)]
+        api: Option<simulator::ApiVersion>,
     },
 }
 
@@ -64,7 +73,12 @@ fn init_tracing(config: &Config) {
             format!("sentinel_proxy={0},{0}", config.log_level).replace(",info", ",warn"),
         )
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
         LogFormat::Pretty => builder.init(),
@@ -82,7 +96,15 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None | Some(Command::Serve) => serve(&cli, &src).await,
         Some(Command::Demo) => demo(&cli, src).await,
-        Some(Command::Simulate { port, ref profile, ref host }) => simulate(host, port, profile).await,
+        Some(Command::Simulate { port, ref profile, ref host, committee_size, history_epochs, api }) => {
+            let mut sim = SimConfig::profile(profile).with_context(|| {
+                format!("unknown profile {profile:?}: expected archiver, pruned, gapped, corrupted, lagging, disabled, v3, v4, v5 or v6")
+            })?;
+            sim.committee_size = committee_size.unwrap_or(sim.committee_size);
+            sim.history_epochs = history_epochs.unwrap_or(sim.history_epochs);
+            sim.version = api.unwrap_or(sim.version);
+            simulate(host, port, profile, sim).await
+        }
     }
 }
 
@@ -160,11 +182,8 @@ async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn simulate(host: &str, port: u16, profile: &str) -> anyhow::Result<()> {
-    let mut sim = SimConfig::profile(profile).with_context(|| {
-        format!("unknown profile {profile:?}: expected archiver, pruned, gapped, corrupted, lagging, disabled, v3, v4, v5 or v6")
-    })?;
-    sim.genesis_unix_ms = 1_767_225_600_000; // 2026-01-01: separate simulator processes share one chain clock
+async fn simulate(host: &str, port: u16, profile: &str, mut sim: SimConfig) -> anyhow::Result<()> {
+    sim.genesis_unix_ms = simulator::PROFILE_GENESIS_UNIX_MS; // separate processes share one chain clock
     let listener = TcpListener::bind((host, port)).await.with_context(|| format!("binding {host}:{port}"))?;
     println!("simulated Aztec node ({profile}) on http://{}/ — faults at /control", listener.local_addr()?);
     let cancel = CancellationToken::new();

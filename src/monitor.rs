@@ -299,11 +299,17 @@ fn log_health_change(prev: &BackendView, next: &Health) {
             tracing::warn!(backend = %name, reason = next.reason.as_deref().unwrap_or(""), "backend became unroutable")
         }
         (false, true) => tracing::info!(backend = %name, tip = next.tip, "backend became routable"),
-        (false, false) if prev.health.reason != next.reason && prev.health.known => {
-            tracing::info!(backend = %name, reason = next.reason.as_deref().unwrap_or(""), "backend still unroutable");
+        (false, false) if reason_kind(&prev.health.reason) != reason_kind(&next.reason) => {
+            tracing::warn!(backend = %name, reason = next.reason.as_deref().unwrap_or(""), "backend not routable");
         }
         _ => {}
     }
+}
+
+/// A reason without its numbers, so "lagging 10 blocks behind tip 5000" is logged once, not
+/// again at every probe as the tip moves.
+fn reason_kind(reason: &Option<String>) -> String {
+    reason.as_deref().unwrap_or("").chars().filter(|c| !c.is_ascii_digit()).collect()
 }
 
 fn log_verdict_change(prev: &BackendView, next: &Integrity) {

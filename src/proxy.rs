@@ -38,6 +38,10 @@ pub struct RpcResponse {
     pub cached: bool,
     /// Seconds for `Retry-After` (429).
     pub retry_after: Option<u64>,
+    /// The RPC method(s), for the request's log line (`m` or `m +N more`).
+    pub methods: String,
+    /// The first gateway error, for the log line.
+    pub error: Option<String>,
 }
 
 impl RpcResponse {
@@ -49,7 +53,7 @@ impl RpcResponse {
             ProxyError::TooManyRequests { retry_after_s, .. } => Some(*retry_after_s),
             _ => None,
         };
-        RpcResponse { status: err.status(), body, retry_after, ..RpcResponse::default() }
+        RpcResponse { status: err.status(), body, retry_after, error: Some(err.to_string()), ..RpcResponse::default() }
     }
 }
 
@@ -356,6 +360,14 @@ fn finish(app: &AppState, route: Route, slots: Vec<Slot>, batch: bool, mut resp:
         }
     }
     dedup_headers(&mut resp.headers);
+    resp.methods = match slots.len() {
+        1 => first.method.clone(),
+        n => format!("{} +{} more", first.method, n - 1),
+    };
+    resp.error = slots.iter().find_map(|s| match &s.result {
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    });
     resp.body = out;
     resp
 }

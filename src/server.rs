@@ -144,7 +144,7 @@ async fn rpc(
     req: Request<Body>,
 ) -> Response {
     let request_id = request_id(req.headers());
-    let span = tracing::debug_span!("rpc", request_id = %request_id, route = route.as_str());
+    let span = tracing::info_span!("rpc", request_id = %request_id, route = route.as_str());
     let resp = async {
         let client = client_ip(&app, peer.ip(), req.headers());
         if let Err(e) = app.limiter.check(client) {
@@ -162,13 +162,27 @@ async fn rpc(
             Ok(b) => b,
             Err(e) => return proxy::reject(&app, &e),
         };
+        let started = std::time::Instant::now();
         let resp = proxy::handle(&app, route, &body, &request_id).await;
-        tracing::debug!(status = resp.status.as_u16(), backend = ?resp.backends, "served");
+        log_outcome(&resp, started.elapsed());
         resp
     }
     .instrument(span)
     .await;
     into_http(resp, &request_id)
+}
+
+/// One line per request: debug when it went well, warn when the gateway or a node failed
+/// (the span adds the request id and route).
+fn log_outcome(resp: &RpcResponse, elapsed: Duration) {
+    let backend = resp.backends.join(",");
+    let ms = (elapsed.as_secs_f64() * 1e5).round() / 100.0;
+    if resp.status.is_server_error() {
+        let error = resp.error.as_deref().unwrap_or("");
+        tracing::warn!(methods = %resp.methods, backend, status = resp.status.as_u16(), error, elapsed_ms = ms, "request failed");
+    } else {
+        tracing::debug!(methods = %resp.methods, backend, status = resp.status.as_u16(), cache = resp.cached, elapsed_ms = ms, "request served");
+    }
 }
 
 async fn read_body(req: Request<Body>, limit: usize) -> Result<bytes::Bytes, ProxyError> {

@@ -67,6 +67,9 @@ pub struct Dispatcher<'a> {
 /// Hedges never fire sooner than this, whatever the p95 (on loopback p95 can be ~100 µs).
 pub const MIN_HEDGE_DELAY: Duration = Duration::from_millis(1);
 
+/// EWMA sample a failed attempt counts as at least (so P2C steers away from a failing node).
+const FAILURE_PENALTY: Duration = Duration::from_millis(100);
+
 /// Counts reads and hedges so hedges stay ≤ 10 % of reads.
 #[derive(Debug, Default)]
 pub struct HedgeBudget {
@@ -106,6 +109,7 @@ impl Dispatcher<'_> {
                 return Err(ProxyError::Deadline(self.request_timeout.as_millis()));
             }
             let timeout = self.attempt_timeout.min(deadline - now);
+            let started = Instant::now();
             let (answered, result) = if write {
                 (Arc::clone(&backend), self.attempt(&backend, calls, request_id, timeout).await)
             } else {
@@ -125,6 +129,7 @@ impl Dispatcher<'_> {
                 }
                 Err(e) => {
                     backend.stats.record_error();
+                    backend.stats.penalize(started.elapsed().max(FAILURE_PENALTY));
                     let label = BackendLabel { backend: backend.name.clone() };
                     self.metrics.upstream_errors.get_or_create(&label).inc();
                     if backend.circuit.on_failure() {
@@ -184,7 +189,10 @@ impl Dispatcher<'_> {
                 },
             },
             r = &mut hedge => match r {
-                Ok(ok) => (second, Ok(ok)),
+                Ok(ok) => {
+                    primary.stats.penalize(delay * 2);
+                    (second, Ok(ok))
+                }
                 Err(_) => (Arc::clone(primary), first.await),
             },
         }

@@ -22,9 +22,14 @@ async fn failed_reads(url: &str, n: usize) -> usize {
 async fn zero_failed_reads_when_one_node(fault: Faults) {
     let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
     let proxy = TestProxy::start(&[&a, &b], &[("ATTEMPT_TIMEOUT_MS", "300")]).await;
+    // Make `a` the cheaper node, so it is the one tried when it breaks.
+    b.set_faults(Faults { latency_ms: 20, ..Faults::default() });
+    assert_eq!(failed_reads(&proxy.url, 10).await, 0);
+    b.set_faults(Faults::default());
     a.set_faults(fault);
+    let before = a.requests();
     assert_eq!(failed_reads(&proxy.url, 40).await, 0);
-    assert!(a.requests() > 0, "the faulty node was tried");
+    assert!(a.requests() > before, "the faulty node was tried");
     assert!(b.calls("getCurrentMinFees") > 0);
 }
 
@@ -52,18 +57,30 @@ async fn zero_failed_reads_when_a_node_drops_connections() {
 async fn zero_failed_reads_when_a_node_is_killed() {
     let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
     let proxy = TestProxy::start(&[&a, &b], &[]).await;
+    b.set_faults(Faults { latency_ms: 20, ..Faults::default() });
+    assert_eq!(failed_reads(&proxy.url, 10).await, 0);
+    b.set_faults(Faults::default());
     a.stop();
     assert_eq!(failed_reads(&proxy.url, 40).await, 0);
+    assert!(proxy.backend(0).await["errors"].as_u64().unwrap() > 0, "the dead node was tried");
 }
 
 #[tokio::test]
 async fn circuit_opens_after_consecutive_failures() {
-    let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
-    let proxy = TestProxy::start(&[&a, &b], &[("CIRCUIT_FAILURES", "3")]).await;
+    let a = node(ApiVersion::V5).await;
+    let proxy = TestProxy::start(&[&a], &[("CIRCUIT_FAILURES", "3")]).await;
     a.set_faults(Faults { http_status: Some(503), ..Faults::default() });
     let before = a.requests();
-    assert_eq!(failed_reads(&proxy.url, 60).await, 0);
-    assert_eq!(a.requests() - before, 3, "three consecutive failures open the circuit");
+    for _ in 0..3 {
+        let r = rpc(&proxy.url, "aztec_getCurrentMinFees", json!([])).await;
+        assert_eq!(r.status, 502, "a failing node is a bad gateway");
+        assert_eq!(r.json()["error"]["code"], -32002);
+    }
+    let r = rpc(&proxy.url, "aztec_getCurrentMinFees", json!([])).await;
+    assert_eq!(r.status, 503);
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("circuit open"), "{msg}");
+    assert_eq!(a.requests() - before, 3, "an open circuit sends nothing");
     let h = proxy.backend(0).await;
     assert_eq!(h["circuit"], "open");
     assert_eq!(h["routable"], false);

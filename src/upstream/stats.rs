@@ -75,6 +75,15 @@ impl Stats {
         ring.next = (ring.next + 1) % WINDOW;
     }
 
+    /// Moves the EWMA (only) towards `d`: a failed attempt, or a primary that lost to a hedge,
+    /// makes the node look slower to power-of-two-choices without counting as a latency sample.
+    pub fn penalize(&self, d: Duration) {
+        let us = d.as_secs_f64() * 1e6;
+        let old = f64::from_bits(self.ewma_us.load(Ordering::Relaxed));
+        let next = if old == 0.0 { us } else { old + EWMA_ALPHA * (us - old) };
+        self.ewma_us.store(next.to_bits(), Ordering::Relaxed);
+    }
+
     /// Counts a failed attempt.
     pub fn record_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);

@@ -33,6 +33,9 @@ pub enum ProxyError {
         /// Seconds for `Retry-After`.
         retry_after_s: u64,
     },
+    /// More than `MAX_CONCURRENT_REQUESTS` in progress; retry after a second.
+    #[error("gateway overloaded (MAX_CONCURRENT_REQUESTS); retry after 1 s")]
+    Overloaded,
     /// No backend can serve this route now.
     #[error("no routable backend for {route}: {why}")]
     NoRoute {
@@ -65,7 +68,7 @@ impl ProxyError {
                 StatusCode::BAD_REQUEST
             }
             ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::TooManyRequests { .. } | ProxyError::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::NoRoute { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -79,7 +82,7 @@ impl ProxyError {
             ProxyError::Parse(_) => -32700,
             ProxyError::InvalidRequest(_) | ProxyError::BodyTooLarge(_) => -32600,
             ProxyError::MethodNotFound(_) => -32601,
-            ProxyError::TooManyRequests { .. } => -32005,
+            ProxyError::TooManyRequests { .. } | ProxyError::Overloaded => -32005,
             ProxyError::NoRoute { .. } => -32001,
             ProxyError::Upstream { .. } => -32002,
             ProxyError::Deadline(_) => -32003,
@@ -100,6 +103,7 @@ impl ProxyError {
             ProxyError::MethodNotFound(_) => "method_not_found",
             ProxyError::BodyTooLarge(_) => "body_too_large",
             ProxyError::TooManyRequests { .. } => "rate_limited",
+            ProxyError::Overloaded => "overloaded",
             ProxyError::NoRoute { .. } => "no_route",
             ProxyError::Upstream { .. } => "upstream_failure",
             ProxyError::Deadline(_) => "deadline",

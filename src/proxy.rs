@@ -51,6 +51,7 @@ impl RpcResponse {
         jsonrpc::encode_answer(&mut body, Some(null_id()), &err.to_outcome());
         let retry_after = match err {
             ProxyError::TooManyRequests { retry_after_s, .. } => Some(*retry_after_s),
+            ProxyError::Overloaded => Some(1),
             _ => None,
         };
         RpcResponse { status: err.status(), body, retry_after, error: Some(err.to_string()), ..RpcResponse::default() }

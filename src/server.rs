@@ -152,11 +152,7 @@ async fn rpc(
             return proxy::reject(&app, &e);
         }
         let Ok(_permit) = app.in_flight.clone().try_acquire_owned() else {
-            let e = ProxyError::TooManyRequests {
-                reason: "gateway overloaded (MAX_CONCURRENT_REQUESTS)".into(),
-                retry_after_s: 1,
-            };
-            return proxy::reject(&app, &e);
+            return proxy::reject(&app, &ProxyError::Overloaded);
         };
         let body = match read_body(req, app.config.max_body_bytes).await {
             Ok(b) => b,

@@ -20,6 +20,8 @@ pub struct HealthDoc {
     pub status: &'static str,
     /// Seconds since start.
     pub uptime_s: u64,
+    /// Server time, Unix milliseconds (the dashboard computes rates on it).
+    pub now_ms: u64,
     /// Corroborated best tip.
     pub best_tip: Option<u64>,
     /// Request totals.
@@ -156,6 +158,7 @@ pub fn health_doc(app: &AppState) -> HealthDoc {
     HealthDoc {
         status,
         uptime_s: app.started.elapsed().as_secs(),
+        now_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
         best_tip: snap.best_tip,
         totals: totals(app),
         backends,

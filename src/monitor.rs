@@ -184,24 +184,45 @@ pub fn corroborated_tip(mut tips: Vec<u64>) -> Option<u64> {
     }
 }
 
-/// The rollup version every node must report: configured, else the most common one.
-fn expected_rollup(config: &Config, probes: &[Result<Probe, String>]) -> Option<u64> {
-    if config.expected_rollup_version.is_some() {
-        return config.expected_rollup_version;
-    }
-    let mut counts: HashMap<u64, usize> = HashMap::new();
-    for p in probes.iter().flatten().filter(|p| p.ready) {
-        if let Some(v) = p.rollup_version {
-            *counts.entry(v).or_default() += 1;
+/// The network every node must be on: the configured rollup version (else the most common one
+/// among ready nodes) and the most common L1 chain id.
+#[derive(Clone, Copy, Debug, Default)]
+struct Network {
+    rollup: Option<u64>,
+    chain: Option<u64>,
+}
+
+impl Network {
+    fn of(config: &Config, probes: &[Result<Probe, String>]) -> Network {
+        Network {
+            rollup: config.expected_rollup_version.or_else(|| majority(probes, |p| p.rollup_version)),
+            chain: majority(probes, |p| p.l1_chain_id),
         }
+    }
+
+    /// Why a node is on another network, if it is.
+    fn mismatch(&self, p: &Probe) -> Option<String> {
+        match ((self.rollup, p.rollup_version), (self.chain, p.l1_chain_id)) {
+            ((Some(want), Some(got)), _) if want != got => Some(format!("on rollup version {got}, expected {want}")),
+            (_, (Some(want), Some(got))) if want != got => Some(format!("on L1 chain {got}, expected {want}")),
+            _ => None,
+        }
+    }
+}
+
+/// The most common value among ready nodes (ties: the smaller value, deterministic).
+fn majority(probes: &[Result<Probe, String>], field: impl Fn(&Probe) -> Option<u64>) -> Option<u64> {
+    let mut counts: HashMap<u64, usize> = HashMap::new();
+    for v in probes.iter().flatten().filter(|p| p.ready).filter_map(&field) {
+        *counts.entry(v).or_default() += 1;
     }
     counts.into_iter().max_by_key(|&(v, n)| (n, std::cmp::Reverse(v))).map(|(v, _)| v)
 }
 
 /// Turns probe results into the next snapshot (pure).
 pub fn assess(config: &Config, prev: &Snapshot, probes: &[Result<Probe, String>]) -> Snapshot {
-    let rollup = expected_rollup(config, probes);
-    let on_network = |p: &Probe| rollup.is_none() || p.rollup_version.is_none() || p.rollup_version == rollup;
+    let network = Network::of(config, probes);
+    let on_network = |p: &Probe| network.mismatch(p).is_none();
     let tips: Vec<u64> = probes
         .iter()
         .flatten()
@@ -215,7 +236,7 @@ pub fn assess(config: &Config, prev: &Snapshot, probes: &[Result<Probe, String>]
         .iter()
         .zip(probes)
         .map(|(v, p)| {
-            let health = judge(config, p, best, rollup, &v.health);
+            let health = judge(config, p, best, &network, &v.health);
             log_health_change(v, &health);
             BackendView { health, ..v.clone() }
         })
@@ -228,7 +249,7 @@ fn judge(
     config: &Config,
     probe: &Result<Probe, String>,
     best: Option<u64>,
-    rollup: Option<u64>,
+    network: &Network,
     prev: &Health,
 ) -> Health {
     let p = match probe {
@@ -242,14 +263,7 @@ fn judge(
         (Some(b), Some(t)) => Some(b.saturating_sub(t)),
         _ => None,
     };
-    let reason = if !p.ready {
-        Some("not ready (isReady returned false)".to_owned())
-    } else {
-        match (rollup, p.rollup_version) {
-            (Some(want), Some(got)) if want != got => Some(format!("on rollup version {got}, expected {want}")),
-            _ => None,
-        }
-    };
+    let reason = if !p.ready { Some("not ready (isReady returned false)".to_owned()) } else { network.mismatch(p) };
     let reason = reason.or_else(|| match (p.tips, lag) {
         (None, _) => Some("tips unreadable".to_owned()),
         (Some(t), _) if t.proposed == 0 => Some("tip is 0 (not synced)".to_owned()),

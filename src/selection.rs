@@ -117,7 +117,7 @@ fn best(all: &[&BackendView]) -> Option<usize> {
 
 /// Load-aware cost; a node never measured counts as fast (1 ms) so it gets tried.
 fn cost(v: &BackendView) -> f64 {
-    let ewma = v.backend.stats.ewma_us();
+    let ewma = v.backend.stats.decayed_ewma_us();
     let latency = if ewma > 0.0 { ewma } else { 1000.0 };
     let weight = match v.integrity.verdict.status {
         IntegrityStatus::Unknown => 1.0,

@@ -25,9 +25,9 @@ async fn lagging_node_gets_no_traffic_and_returns_when_caught_up() {
     b.set_faults(Faults::default());
     proxy.probe().await;
     assert_eq!(proxy.backend(1).await["routable"], true);
-    for _ in 0..30 {
-        rpc(&proxy.url, "aztec_getCurrentMinFees", json!([])).await;
-    }
+    // Concurrent load: power-of-two-choices spreads in-flight requests over both nodes.
+    let reads = (0..40).map(|_| rpc(&proxy.url, "aztec_getCurrentMinFees", json!([])));
+    futures::future::join_all(reads).await;
     assert!(b.calls("getCurrentMinFees") > before, "caught-up node serves again");
 }
 

@@ -19,6 +19,8 @@ pub struct Stats {
     ewma_us: AtomicU64,
     requests: AtomicU64,
     errors: AtomicU64,
+    /// When the EWMA last moved, ms since the process-wide origin of `now_ms`.
+    touched_ms: AtomicU64,
     /// Ring of recent latencies (µs) for p50/p99; tiny critical section.
     window: Mutex<Ring>,
 }
@@ -64,6 +66,7 @@ impl Stats {
         let old = f64::from_bits(self.ewma_us.load(Ordering::Relaxed));
         let next = if old == 0.0 { us } else { old + EWMA_ALPHA * (us - old) };
         self.ewma_us.store(next.to_bits(), Ordering::Relaxed);
+        self.touch();
         let mut ring = self.window.lock().unwrap_or_else(|e| e.into_inner());
         let sample = us.min(f64::from(u32::MAX)) as u32;
         if ring.samples.len() < WINDOW {
@@ -82,6 +85,7 @@ impl Stats {
         let old = f64::from_bits(self.ewma_us.load(Ordering::Relaxed));
         let next = if old == 0.0 { us } else { old + EWMA_ALPHA * (us - old) };
         self.ewma_us.store(next.to_bits(), Ordering::Relaxed);
+        self.touch();
     }
 
     /// Counts a failed attempt.
@@ -97,6 +101,17 @@ impl Stats {
     /// EWMA latency in µs (0 before the first sample).
     pub fn ewma_us(&self) -> f64 {
         f64::from_bits(self.ewma_us.load(Ordering::Relaxed))
+    }
+
+    /// The EWMA as a routing cost: it halves for every second the node went unused, so a node
+    /// that was slow (or failed) once is tried again and re-measured rather than starved.
+    pub fn decayed_ewma_us(&self) -> f64 {
+        let idle_ms = now_ms().saturating_sub(self.touched_ms.load(Ordering::Relaxed));
+        self.ewma_us() * 0.5f64.powf(idle_ms as f64 / 1000.0)
+    }
+
+    fn touch(&self) {
+        self.touched_ms.store(now_ms(), Ordering::Relaxed);
     }
 
     /// Total attempts sent to this backend.
@@ -125,6 +140,12 @@ impl Stats {
         let ms = |q| self.percentile_us(q).map_or(0.0, |v| round2(f64::from(v) / 1000.0));
         LatencySummary { ewma: round2(self.ewma_us() / 1000.0), p50: ms(0.5), p99: ms(0.99) }
     }
+}
+
+/// Milliseconds since the first call (a process-wide monotonic origin).
+fn now_ms() -> u64 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
 }
 
 fn round2(v: f64) -> f64 {

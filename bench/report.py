@@ -194,8 +194,8 @@ def main():
                 lines[-2] += " (`%d` = a distinct number per request: 1,000,000,000 + wrk thread × 100,000,000 + request count)"
         if scen in NOTES:
             lines += [NOTES[scen], ""]
-        lines += ["| target | conns | req/s | p99 ms | ratio vs nginx | ratio vs direct | p50 ms | proxy CPU µs/req | errors |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        lines += ["| target | conns | req/s | p99 ms | ratio vs nginx | ratio vs direct | p50 ms | proxy CPU µs/req | node CPU µs/req | errors |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for conns in conns_list:
             base_nginx = agg((scen, conns, "nginx"))["rps"]
             base_direct = agg((scen, conns, "direct"))["rps"]
@@ -220,8 +220,9 @@ def main():
                 if len(a["rps_all"]) > 1:
                     rps += " (" + " / ".join(fmt_rps(v) for v in a["rps_all"]) + ")"
                 cpu = "—" if a["proxy_cpu_us"] is None else f"{a['proxy_cpu_us']:.0f}"
+                ncpu = "n/a" if a["node_cpu_us"] is None else f"{a['node_cpu_us']:.1f}"
                 lines.append(f"| {LABELS.get(target, target)} | {conns} | {rps} | {fmt_ms(a['p99'])} | {fmt_ratio(a['rps'], base_nginx)} | "
-                             f"{fmt_ratio(a['rps'], base_direct)} | {fmt_ms(a['p50'])} | {cpu} | {err} |")
+                             f"{fmt_ratio(a['rps'], base_direct)} | {fmt_ms(a['p50'])} | {cpu} | {ncpu} | {err} |")
         gw_notes = []
         for conns, gw in ((c, t) for c in conns_list for t in GATEWAYS):
             g = agg((scen, conns, gw))["gw"]
@@ -282,8 +283,9 @@ def main():
         irq_t = int(meta.get("LOAD_IRQ_TICKS", "0") or 0)
         other = max(0, sys_t - bench_t - irq_t)
         load.append(f"- During the {wall:.0f} s of timed runs the machine was {100 * sys_t / cap:.0f}% busy (of {facts['nproc']} cores): "
-                    f"the bench's own processes (node, proxies, wrk) {100 * bench_t / cap:.0f}%, interrupt/softirq time "
-                    f"(loopback packet processing, mostly ours) {100 * irq_t / cap:.0f}%, everything else ≈ {100 * other / cap:.0f}%.")
+                    f"the bench's own processes (node, proxies, wrk) {100 * bench_t / cap:.0f}%; interrupt/softirq time "
+                    f"(loopback packet processing, mostly ours, partly also counted in the processes' system time) {100 * irq_t / cap:.0f}%; "
+                    f"left for everything else ≈ {100 * other / cap:.0f}% (busy − bench − softirq, at least 0).")
         if other / cap > 0.05:
             warnings.append(f"other processes used ≈ {100 * other / cap:.0f}% of the CPU during the timed runs: numbers are noisier than usual")
     except (KeyError, ValueError, ZeroDivisionError):
@@ -337,7 +339,7 @@ def main():
 - Timed runs: `{meta.get('WRK_CMD', '?')}` with `BENCH_BODY_FILE=bench/bodies/SCENARIO.json`; {meta.get('ROUNDS', '1')} round(s) of {dur} per target, scenario and connection count. Runs are interleaved: for each (scenario, conns) group all its targets run back to back, and the order rotates from group to group (and round to round) so no target always runs first or last. When there is more than one round, req/s shows the mean and then each round.
 - **ratio vs nginx / vs direct** = req/s of the row ÷ req/s of nginx / direct in the same group of this run (higher is better).
 - **p99** is wrk's `--latency` 99th percentile (wrk 4 is not coordinated-omission corrected: it is the latency of requests actually sent).
-- **proxy CPU µs/req**: user+system CPU time of the proxy process(es) during the timed run (from `/proc/PID/stat`, all nginx workers summed) ÷ requests completed. Resolution is one clock tick (10 ms) per run.
+- **proxy CPU µs/req**: user+system CPU time of the proxy process(es) during the timed run (from `/proc/PID/stat`, all nginx workers summed) ÷ requests completed; **node CPU µs/req** likewise for the simulated node (what each target's forwarding costs the backend; near 0 when the gateway answers from cache or coalesces). Resolution is one clock tick (10 ms) per run. On this shared 2-core box these are steadier than req/s, which moves with whatever else runs.
 - **errors**: wrk's `Non-2xx or 3xx responses` and `Socket errors` lines, and for the gateway the change of its `/health` error total; anything non-zero is marked ⚠.
 - A separate untimed verification pass (`BENCH_VERIFY=1`, {meta.get('VERIFY_DURATION', '?')} at -c{meta.get('VERIFY_CONNS', '?')}, before the timed runs) reads every response body and counts HTTP non-200s, JSON-RPC `error` members (the gateway answers those with HTTP 200) and bodies missing their `result`s.
 """)
@@ -362,7 +364,7 @@ def main():
     out.append("```sh\napt-get install -y wrk nginx haproxy   # once\nmake bench                               # = ./bench/run.sh (~"
                "7 min plus the build)\nBENCH_DURATION=8s BENCH_ROUNDS=2 ./bench/run.sh\n./bench/smoke.sh                         # 3 s runs, -c64, writes to a temp file\n```\n")
     out.append("Knobs: `BENCH_DURATION` (default 10s), `BENCH_CONNS` (default \"64 512\"), `BENCH_ROUNDS` (1 or 2, default 1), "
-               "`BENCH_QUICK=1` (3 s runs, 1 s verification), `BENCH_SCENARIOS` (default \"tip block batch unique\"), "
+               "`BENCH_QUICK=1` (3 s timed runs), `BENCH_SCENARIOS` (default \"tip block batch unique\"), "
                "`BENCH_IDLE_CONNS` (default 1000), `BENCH_OUT` (default BENCHMARKS.md), `BENCH_SKIP_BUILD=1`, `BENCH_KEEP=1` (keep the temp dir with raw outputs).\n")
     text = "\n".join(out)
     with open(args.out, "w", encoding="utf-8") as f:

@@ -10,7 +10,7 @@
 #   BENCH_DURATION   wrk -d per timed run                 (default 10s; 3s with BENCH_QUICK=1)
 #   BENCH_CONNS      connection counts, space-separated   (default "64 512")
 #   BENCH_ROUNDS     rounds of the whole matrix, 1 or 2   (default 1)
-#   BENCH_QUICK=1    smoke run: 3s timed runs, 1s verification
+#   BENCH_QUICK=1    smoke run: 3s timed runs
 #   BENCH_SCENARIOS  subset of "tip block batch unique"   (default all four)
 #   BENCH_IDLE_CONNS idle keep-alive connections for RSS  (default 1000; 0 skips)
 #   BENCH_OUT        markdown output                      (default <repo>/BENCHMARKS.md)
@@ -25,11 +25,10 @@ BENCH="$ROOT/bench"
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
     DURATION=${BENCH_DURATION:-3s}
-    VERIFY_DURATION=1s
 else
     DURATION=${BENCH_DURATION:-10s}
-    VERIFY_DURATION=2s
 fi
+VERIFY_DURATION=1s
 CONNS=${BENCH_CONNS:-"64 512"}
 ROUNDS=${BENCH_ROUNDS:-1}
 SCENARIOS=${BENCH_SCENARIOS:-"tip block batch unique"}

@@ -51,6 +51,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("EXPECTED_ROLLUP_VERSION", ""),
     ("MAX_STATS_BYTES", "268435456"),
     ("SHUTDOWN_GRACE_MS", "10000"),
+    ("WORKER_THREADS", "0"),
 ];
 
 /// Methods denied unless `DENY_METHODS` says otherwise (SPEC §2).
@@ -136,6 +137,8 @@ pub struct Config {
     pub max_stats_bytes: usize,
     /// Time in-flight requests get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// Serving threads (thread-per-core); `WORKER_THREADS=0` means one per core.
+    pub worker_threads: usize,
 }
 
 /// Every problem found in the configuration, reported together.
@@ -397,6 +400,10 @@ impl Config {
             expected_rollup_version,
             max_stats_bytes: r.ranged("MAX_STATS_BYTES", 256 << 20, 1024, 1 << 34) as usize,
             shutdown_grace: r.millis("SHUTDOWN_GRACE_MS", 10_000, 0),
+            worker_threads: match r.ranged("WORKER_THREADS", 0, 0, 1024) as usize {
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                n => n,
+            },
         };
         if r.problems.is_empty() {
             Ok(cfg)
@@ -466,6 +473,7 @@ impl Config {
             ("EXPECTED_ROLLUP_VERSION", self.expected_rollup_version.map(|v| v.to_string()).unwrap_or_default()),
             ("MAX_STATS_BYTES", self.max_stats_bytes.to_string()),
             ("SHUTDOWN_GRACE_MS", ms(self.shutdown_grace)),
+            ("WORKER_THREADS", self.worker_threads.to_string()),
         ];
         lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
     }

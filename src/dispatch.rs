@@ -46,12 +46,12 @@ pub struct Delivered {
 }
 
 /// Everything a dispatch needs, borrowed from the gateway state.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Dispatcher<'a> {
     /// Backend pool.
     pub pool: &'a Pool,
-    /// Shared HTTP client.
-    pub client: &'a forward::HttpClient,
+    /// HTTP client (this thread's pool).
+    pub client: forward::HttpClient,
     /// Metrics.
     pub metrics: &'a Metrics,
     /// Extra attempts.
@@ -164,7 +164,7 @@ impl Dispatcher<'_> {
     ) -> (Arc<Backend>, Result<(Reply, Vec<Outcome>), ForwardError>) {
         self.budget.reads.fetch_add(1, Ordering::Relaxed);
         let first = self.attempt(primary, calls, request_id, timeout);
-        let delay = match primary.stats.percentile_us(0.95) {
+        let delay = match primary.stats.p95_us() {
             Some(p95) if primary.circuit.state() == CircuitState::Closed && primary.stats.requests() >= 20 => {
                 Duration::from_micros(u64::from(p95)).max(MIN_HEDGE_DELAY)
             }
@@ -261,11 +261,11 @@ impl Dispatcher<'_> {
         let body = encode(backend, calls);
         let _guard = backend.stats.start();
         let started = Instant::now();
-        let reply = forward::send(self.client, backend, body, request_id, timeout).await?;
+        let reply = forward::send(&self.client, backend, body, request_id, timeout).await?;
         let outcomes = match_answers(&reply.body, calls.len()).ok_or(ForwardError::NotJsonRpc)?;
         let elapsed = started.elapsed();
         backend.stats.record_latency(elapsed);
-        let method = calls.first().map_or_else(|| "other".to_owned(), |c| Metrics::method_label(&c.method));
+        let method = calls.first().map_or("other", |c| Metrics::method_label(&c.method));
         let labels = LatencyLabels { method, backend: backend.name.clone() };
         self.metrics.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
         Ok((reply, outcomes))

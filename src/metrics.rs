@@ -29,7 +29,7 @@ pub struct RequestLabels {
     /// `root`, `archiver` or `pruned`.
     pub route: &'static str,
     /// Method from the table, or `other`.
-    pub method: String,
+    pub method: &'static str,
     /// `ok`, `rpc_error`, or the gateway error label.
     pub status: &'static str,
     /// Backend display name, or `none`.
@@ -40,7 +40,7 @@ pub struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LatencyLabels {
     /// Method from the table, or `other`.
-    pub method: String,
+    pub method: &'static str,
     /// Backend display name.
     pub backend: String,
 }
@@ -274,10 +274,10 @@ impl Metrics {
 
     /// Bounded method label: the table name without namespace (`aztec_getBlock` and
     /// `node_getBlock` are both `getBlock`), or `other` for anything a client invents.
-    pub fn method_label(method: &str) -> String {
+    pub fn method_label(method: &str) -> &'static str {
         match methods::index_of(method) {
-            Some(i) => methods::METHODS[i].name.to_owned(),
-            None => "other".to_owned(),
+            Some(i) => methods::METHODS[i].name,
+            None => "other",
         }
     }
 

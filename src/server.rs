@@ -43,7 +43,7 @@ pub struct Inner {
     pub config: Arc<Config>,
     /// Backend pool (read per request, published by the monitor).
     pub pool: Arc<Pool>,
-    /// The one pooled HTTP client.
+    /// Pooled HTTP client of the monitor (requests use `forward::local_client`).
     pub client: HttpClient,
     /// Method allow / deny policy.
     pub policy: Policy,
@@ -96,7 +96,7 @@ impl AppState {
     pub fn dispatcher(&self) -> Dispatcher<'_> {
         Dispatcher {
             pool: &self.pool,
-            client: &self.client,
+            client: forward::local_client(),
             metrics: &self.metrics,
             max_retries: self.config.max_retries,
             attempt_timeout: self.config.attempt_timeout,

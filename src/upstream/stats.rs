@@ -10,6 +10,8 @@ use std::time::Duration;
 const EWMA_ALPHA: f64 = 0.2;
 /// Samples kept for percentiles.
 const WINDOW: usize = 256;
+/// How often (in samples) the cached p95 is recomputed.
+const P95_EVERY: usize = 32;
 
 /// Live request statistics of one backend.
 #[derive(Debug, Default)]
@@ -19,6 +21,9 @@ pub struct Stats {
     ewma_us: AtomicU64,
     requests: AtomicU64,
     errors: AtomicU64,
+    /// Cached p95 in µs (0 = unknown), recomputed every [`P95_EVERY`] samples so the hedging
+    /// check on every read does not sort the window.
+    p95_us: AtomicU32,
     /// When the EWMA last moved, ms since the process-wide origin of `now_ms`.
     touched_ms: AtomicU64,
     /// Ring of recent latencies (µs) for p50/p99; tiny critical section.
@@ -76,6 +81,16 @@ impl Stats {
             ring.samples[i] = sample;
         }
         ring.next = (ring.next + 1) % WINDOW;
+        if ring.next.is_multiple_of(P95_EVERY) || ring.samples.len() < P95_EVERY {
+            let p95 = percentile(&ring.samples, 0.95);
+            drop(ring);
+            self.p95_us.store(p95.unwrap_or(0), Ordering::Relaxed);
+        }
+    }
+
+    /// Recent p95 latency in µs, cheap (cached); `None` before any sample.
+    pub fn p95_us(&self) -> Option<u32> {
+        Some(self.p95_us.load(Ordering::Relaxed)).filter(|v| *v > 0)
     }
 
     /// Moves the EWMA (only) towards `d`: a failed attempt, or a primary that lost to a hedge,
@@ -126,13 +141,8 @@ impl Stats {
 
     /// Recent latency percentile in µs (`q` in 0..=1), `None` without samples.
     pub fn percentile_us(&self, q: f64) -> Option<u32> {
-        let mut s = self.window.lock().unwrap_or_else(|e| e.into_inner()).samples.clone();
-        if s.is_empty() {
-            return None;
-        }
-        s.sort_unstable();
-        let idx = ((s.len() - 1) as f64 * q).round() as usize;
-        Some(s[idx])
+        let samples = self.window.lock().unwrap_or_else(|e| e.into_inner()).samples.clone();
+        percentile(&samples, q)
     }
 
     /// EWMA, p50 and p99 in milliseconds.
@@ -140,6 +150,16 @@ impl Stats {
         let ms = |q| self.percentile_us(q).map_or(0.0, |v| round2(f64::from(v) / 1000.0));
         LatencySummary { ewma: round2(self.ewma_us() / 1000.0), p50: ms(0.5), p99: ms(0.99) }
     }
+}
+
+fn percentile(samples: &[u32], q: f64) -> Option<u32> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut s = samples.to_vec();
+    s.sort_unstable();
+    let idx = ((s.len() - 1) as f64 * q).round() as usize;
+    Some(s[idx])
 }
 
 /// Milliseconds since the first call (a process-wide monotonic origin).

@@ -16,7 +16,7 @@ demo:
 # Unit, integration (real sockets, simulated nodes, real Redis) and browser tests.
 test:
 	./scripts/test-deps.sh
-	$(CARGO) test --all-targets -- --test-threads=4
+	$(CARGO) test --all-targets
 	$(CARGO) test --doc
 
 bench:

@@ -2,6 +2,9 @@
 //! name without namespace, with its class. The allow list, retry policy, stickiness, cache,
 //! coalescing and metrics labels all read this table; there is no second list.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 /// Method class (AZTEC-RPC.md §2 legend).
@@ -133,11 +136,7 @@ pub const NAMESPACES: [&str; 2] = ["aztec", "node"];
 
 /// Looks a full method name (`aztec_getBlock`, `node_getBlock`) up in the table.
 pub fn lookup(method: &str) -> Option<&'static MethodInfo> {
-    let (ns, name) = method.split_once('_')?;
-    if !NAMESPACES.contains(&ns) {
-        return None;
-    }
-    METHODS.iter().find(|m| m.name == name)
+    index_of(method).map(|i| &METHODS[i])
 }
 
 /// Index of a method in [`METHODS`] (bounded metrics label), `None` for anything else.
@@ -146,7 +145,13 @@ pub fn index_of(method: &str) -> Option<usize> {
     if !NAMESPACES.contains(&ns) {
         return None;
     }
-    METHODS.iter().position(|m| m.name == name)
+    by_name().get(name).copied()
+}
+
+/// Name → index, built once (the request path looks methods up several times per item).
+fn by_name() -> &'static HashMap<&'static str, usize> {
+    static MAP: OnceLock<HashMap<&'static str, usize>> = OnceLock::new();
+    MAP.get_or_init(|| METHODS.iter().enumerate().map(|(i, m)| (m.name, i)).collect())
 }
 
 /// The same method in the other public namespace (`aztec_x` ↔ `node_x`).
@@ -180,6 +185,9 @@ pub fn reads_world_state(name: &str) -> bool {
 pub struct Policy {
     allow: Option<GlobSet>,
     deny: GlobSet,
+    /// The decision for every table method in both namespaces, precomputed so the common case
+    /// costs one hash look-up instead of running the globs.
+    known: HashMap<String, bool>,
 }
 
 impl Policy {
@@ -194,11 +202,26 @@ impl Policy {
             }
             b.build().unwrap_or_else(|_| GlobSet::empty())
         };
-        Policy { allow: (!allow.is_empty()).then(|| build(allow)), deny: build(deny) }
+        let mut policy =
+            Policy { allow: (!allow.is_empty()).then(|| build(allow)), deny: build(deny), known: HashMap::new() };
+        let names: Vec<String> =
+            NAMESPACES.iter().flat_map(|ns| METHODS.iter().map(move |m| format!("{ns}_{}", m.name))).collect();
+        for name in names {
+            let decision = policy.decide(&name);
+            policy.known.insert(name, decision);
+        }
+        policy
     }
 
     /// Whether a client may call `method`.
     pub fn allows(&self, method: &str) -> bool {
+        match self.known.get(method) {
+            Some(d) => *d,
+            None => self.decide(method),
+        }
+    }
+
+    fn decide(&self, method: &str) -> bool {
         if self.deny.is_match(method) {
             return false;
         }

@@ -10,11 +10,6 @@ use sentinel_proxy::simulator::{self, SimConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// A proxy allocates and frees small buffers on every request; mimalloc's per-thread free lists
-/// cut that cost (glibc malloc took ~12 % of the gateway's CPU in profiles).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Integrity-verifying JSON-RPC gateway and load balancer for Aztec nodes.
 #[derive(Parser, Debug)]
 #[command(version, about)]

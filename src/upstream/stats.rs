@@ -67,11 +67,8 @@ impl Stats {
 
     /// Records the latency of a request that got an answer.
     pub fn record_latency(&self, d: Duration) {
+        self.penalize(d);
         let us = d.as_secs_f64() * 1e6;
-        let old = f64::from_bits(self.ewma_us.load(Ordering::Relaxed));
-        let next = if old == 0.0 { us } else { old + EWMA_ALPHA * (us - old) };
-        self.ewma_us.store(next.to_bits(), Ordering::Relaxed);
-        self.touch();
         let mut ring = self.window.lock().unwrap_or_else(|e| e.into_inner());
         let sample = us.min(f64::from(u32::MAX)) as u32;
         if ring.samples.len() < WINDOW {

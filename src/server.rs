@@ -154,9 +154,14 @@ async fn rpc(
         let Ok(_permit) = app.in_flight.clone().try_acquire_owned() else {
             return proxy::reject(&app, &ProxyError::Overloaded);
         };
-        let body = match read_body(req, app.config.max_body_bytes).await {
-            Ok(b) => b,
-            Err(e) => return proxy::reject(&app, &e),
+        // A client that trickles its body cannot hold a worker forever.
+        let read = tokio::time::timeout(app.config.request_timeout, read_body(req, app.config.max_body_bytes));
+        let body = match read.await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return proxy::reject(&app, &e),
+            Err(_) => {
+                return proxy::reject(&app, &ProxyError::InvalidRequest("request body not received in time".into()))
+            }
         };
         let started = std::time::Instant::now();
         let resp = proxy::handle(&app, route, &body, &request_id).await;

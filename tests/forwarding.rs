@@ -137,3 +137,22 @@ async fn rate_limit_is_429_with_retry_after() {
     assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
     assert_eq!(r.json()["error"]["code"], -32005);
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_body_gets_an_answer_not_a_hung_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = node(ApiVersion::V5).await;
+    let proxy = TestProxy::start(&[&a], &[("REQUEST_TIMEOUT_MS", "300")]).await;
+    let mut s = tokio::net::TcpStream::connect(proxy.url.trim_start_matches("http://")).await.unwrap();
+    s.write_all(
+        b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"jsonrpc\"",
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await.expect("answered").unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("not received in time"), "{text}");
+    assert_eq!(rpc(&proxy.url, "aztec_getBlockNumber", json!([])).await.status, 200, "still serving");
+}

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::jsonrpc::Outcome;
+use crate::jsonrpc::{self, Outcome};
 use crate::methods::{self, MethodInfo};
 use crate::server::AppState;
 
@@ -26,8 +26,7 @@ struct ReceiptLike<'a> {
 
 /// First param as a string (tx hash look-ups).
 fn first_str(params: Option<&RawValue>) -> Option<String> {
-    let p: Vec<&RawValue> = serde_json::from_str(params?.get()).ok()?;
-    serde_json::from_str::<String>(p.first()?.get()).ok()
+    serde_json::from_str::<String>(jsonrpc::first_param(params)?.get()).ok()
 }
 
 /// The node a receipt / tx look-up must go to, if the tx was sent through us.
@@ -44,8 +43,7 @@ pub fn historic_block(info: Option<&MethodInfo>, params: Option<&RawValue>) -> O
     if !methods::reads_world_state(info?.name) {
         return None;
     }
-    let p: Vec<&RawValue> = serde_json::from_str(params?.get()).ok()?;
-    p.first()?.get().parse().ok()
+    jsonrpc::first_number(params)
 }
 
 /// Remembers which node took a tx; forgets once its receipt is mined.

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::config::Config;
+use crate::jsonrpc;
 use crate::methods::{Class, MethodInfo};
 use crate::metrics::{Metrics, Tier, TierLabel};
 
@@ -62,12 +63,6 @@ fn is_network_static(name: &str) -> bool {
     )
 }
 
-/// First param as a block number, when it is a plain integer.
-fn first_number(params: Option<&RawValue>) -> Option<u64> {
-    let p: Vec<&RawValue> = serde_json::from_str(params?.get()).ok()?;
-    p.first()?.get().parse().ok()
-}
-
 /// The caching rule for a call, given the highest finalized block known to the fleet.
 pub fn policy(info: &MethodInfo, params: Option<&RawValue>, finalized: Option<u64>, volatile: Duration) -> Rule {
     let below_final = |n: u64| finalized.is_some_and(|f| n <= f);
@@ -90,7 +85,7 @@ pub fn policy(info: &MethodInfo, params: Option<&RawValue>, finalized: Option<u6
                 _ => Rule::Never,
             }
         }
-        Class::Immutable => match first_number(params) {
+        Class::Immutable => match jsonrpc::first_number(params) {
             Some(n) if below_final(n) => Rule::For(IMMUTABLE_TTL),
             Some(_) => Rule::Never,
             None if matches!(info.name, "getBlock" | "getBlockData" | "getBlockHeader") => Rule::IfFinal,

@@ -18,7 +18,7 @@ pub fn build(config: Config) -> (AppState, Monitor) {
     let config = Arc::new(config);
     let pool = Arc::new(Pool::new(&config));
     let state = AppState::new(Arc::clone(&config), Arc::clone(&pool), Arc::new(Metrics::new()));
-    let monitor = Monitor::new(config, pool, state.client.clone());
+    let monitor = Monitor::new(config, pool, crate::forward::client());
     (state, monitor)
 }
 

@@ -233,9 +233,15 @@ pub fn encode_answer(out: &mut Vec<u8>, id: Option<&RawValue>, outcome: &Outcome
     out.push(b'}');
 }
 
-/// Splits `aztec_getBlock` into (`aztec`, `getBlock`).
-pub fn split_method(method: &str) -> Option<(&str, &str)> {
-    method.split_once('_')
+/// The first positional param, raw (borrowed from `params`).
+pub fn first_param(params: Option<&RawValue>) -> Option<&RawValue> {
+    let p: Vec<&RawValue> = serde_json::from_str(params?.get()).ok()?;
+    p.first().copied()
+}
+
+/// The first positional param as a plain integer (a block number).
+pub fn first_number(params: Option<&RawValue>) -> Option<u64> {
+    first_param(params)?.get().parse().ok()
 }
 
 #[cfg(test)]

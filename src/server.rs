@@ -23,7 +23,7 @@ use crate::coalesce::Coalescer;
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, HedgeBudget};
 use crate::error::ProxyError;
-use crate::forward::{self, HttpClient};
+use crate::forward;
 use crate::methods::Policy;
 use crate::metrics::Metrics;
 use crate::proxy::{self, RpcResponse};
@@ -43,8 +43,6 @@ pub struct Inner {
     pub config: Arc<Config>,
     /// Backend pool (read per request, published by the monitor).
     pub pool: Arc<Pool>,
-    /// Pooled HTTP client of the monitor (requests use `forward::local_client`).
-    pub client: HttpClient,
     /// Method allow / deny policy.
     pub policy: Policy,
     /// Metrics registry and handles.
@@ -77,7 +75,6 @@ impl AppState {
     pub fn new(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>) -> AppState {
         let policy = Policy::new(&config.allow_methods, &config.deny_methods);
         AppState(Arc::new(Inner {
-            client: forward::client(),
             policy,
             sticky: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(1800)).build(),
             in_flight: Arc::new(Semaphore::new(config.max_concurrent_requests)),

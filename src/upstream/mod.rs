@@ -86,8 +86,10 @@ impl Backend {
 
     /// The method name to send to this backend for a client's method name.
     pub fn translate<'a>(&self, method: &'a str) -> std::borrow::Cow<'a, str> {
-        match (self.namespace(), method.split_once('_')) {
-            (Namespace::Node, Some(("aztec", rest))) => format!("node_{rest}").into(),
+        match self.namespace() {
+            Namespace::Node if method.starts_with("aztec_") => {
+                crate::methods::other_namespace(method).map_or(method.into(), Into::into)
+            }
             _ => method.into(),
         }
     }

@@ -83,6 +83,6 @@ fn serve_on_this_thread(
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener)?;
-        server::serve(listener, server::app(state), cancel).await
+        server::serve(listener, state, cancel).await
     })
 }

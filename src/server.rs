@@ -1,18 +1,29 @@
-//! HTTP surfaces: [`AppState`], the router ([`app`]) and [`serve`] with graceful shutdown.
-//! `POST /`, `/archiver`, `/pruned` carry JSON-RPC; `GET /health`, `/ready`, `/live`,
+//! HTTP surfaces: [`AppState`], the operator router ([`app`]) and [`serve`] with graceful
+//! shutdown. `POST /`, `/archiver`, `/pruned` carry JSON-RPC; `GET /health`, `/ready`, `/live`,
 //! `/metrics` and `/dashboard` are for operators.
+//!
+//! [`serve`] runs hyper directly: JSON-RPC posts go straight to [`rpc`] (no router, no
+//! extractors, no boxed services on the hot path); every other request is handed to the axum
+//! [`app`] router. Client connections get `TCP_NODELAY`, and an HTTP/1 connection that does not
+//! deliver a complete request head within `REQUEST_TIMEOUT_MS` is closed (this bounds both
+//! slow-header clients and idle keep-alive connections, like nginx's `client_header_timeout`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get};
 use axum::Router;
 use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -103,12 +114,13 @@ impl AppState {
     }
 }
 
-/// The router of every surface.
+/// The router of the operator surfaces (JSON-RPC posts never reach it: [`serve`] answers them
+/// first; any other method on a JSON-RPC path gets 405).
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/", post(rpc_root).get(not_post))
-        .route("/archiver", post(rpc_archiver).get(not_post))
-        .route("/pruned", post(rpc_pruned).get(not_post))
+        .route("/", any(not_post))
+        .route("/archiver", any(not_post))
+        .route("/pruned", any(not_post))
         .route("/health", get(status::health))
         .route("/ready", get(status::ready))
         .route("/live", get(status::live))
@@ -117,14 +129,17 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn rpc_root(s: State<AppState>, c: ConnectInfo<SocketAddr>, r: Request<Body>) -> Response {
-    rpc(s, c, Route::Any, r).await
-}
-async fn rpc_archiver(s: State<AppState>, c: ConnectInfo<SocketAddr>, r: Request<Body>) -> Response {
-    rpc(s, c, Route::Archiver, r).await
-}
-async fn rpc_pruned(s: State<AppState>, c: ConnectInfo<SocketAddr>, r: Request<Body>) -> Response {
-    rpc(s, c, Route::Pruned, r).await
+/// The JSON-RPC route of a request, if it is a JSON-RPC post.
+fn rpc_route(req: &Request<Incoming>) -> Option<Route> {
+    if req.method() != Method::POST {
+        return None;
+    }
+    match req.uri().path() {
+        "/" => Some(Route::Any),
+        "/archiver" => Some(Route::Archiver),
+        "/pruned" => Some(Route::Pruned),
+        _ => None,
+    }
 }
 
 async fn not_post() -> Response {
@@ -134,34 +149,29 @@ async fn not_post() -> Response {
 }
 
 /// One JSON-RPC HTTP request: limits, body, then [`proxy::handle`].
-async fn rpc(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    route: Route,
-    req: Request<Body>,
-) -> Response {
+async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incoming>) -> Response {
     let request_id = request_id(req.headers());
     let span = tracing::info_span!("rpc", request_id = %request_id, route = route.as_str());
     let resp = async {
-        let client = client_ip(&app, peer.ip(), req.headers());
+        let client = client_ip(app, peer.ip(), req.headers());
         if let Err(e) = app.limiter.check(client) {
             app.metrics.rate_limited.inc();
-            return proxy::reject(&app, &e);
+            return proxy::reject(app, &e);
         }
-        let Ok(_permit) = app.in_flight.clone().try_acquire_owned() else {
-            return proxy::reject(&app, &ProxyError::Overloaded);
+        let Ok(_permit) = app.in_flight.try_acquire() else {
+            return proxy::reject(app, &ProxyError::Overloaded);
         };
         // A client that trickles its body cannot hold a worker forever.
         let read = tokio::time::timeout(app.config.request_timeout, read_body(req, app.config.max_body_bytes));
         let body = match read.await {
             Ok(Ok(b)) => b,
-            Ok(Err(e)) => return proxy::reject(&app, &e),
+            Ok(Err(e)) => return proxy::reject(app, &e),
             Err(_) => {
-                return proxy::reject(&app, &ProxyError::InvalidRequest("request body not received in time".into()))
+                return proxy::reject(app, &ProxyError::InvalidRequest("request body not received in time".into()))
             }
         };
         let started = std::time::Instant::now();
-        let resp = proxy::handle(&app, route, &body, &request_id).await;
+        let resp = proxy::handle(app, route, &body, &request_id).await;
         log_outcome(&resp, started.elapsed());
         resp
     }
@@ -183,7 +193,7 @@ fn log_outcome(resp: &RpcResponse, elapsed: Duration) {
     }
 }
 
-async fn read_body(req: Request<Body>, limit: usize) -> Result<bytes::Bytes, ProxyError> {
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, ProxyError> {
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ProxyError::BodyTooLarge(limit));
@@ -245,11 +255,58 @@ fn client_ip(app: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
     xff.rsplit(',').filter_map(|s| s.trim().parse::<IpAddr>().ok()).find(|ip| !trusted(ip)).unwrap_or(peer)
 }
 
-/// Serves `router` on `listener` until `cancel`, then lets in-flight requests finish.
+/// Serves `state` on `listener` until `cancel`, then stops accepting and lets every open
+/// connection finish its in-flight requests (the caller bounds how long that may take).
 ///
 /// # Errors
-/// I/O errors of the listener.
-pub async fn serve(listener: TcpListener, router: Router, cancel: CancellationToken) -> std::io::Result<()> {
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(cancel.cancelled_owned()).await
+/// None today: accept errors (e.g. out of file descriptors) are logged and retried.
+pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
+    let router = app(state.clone());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(state.config.request_timeout).keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%err, "accept failed; retrying in 50 ms");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                }
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (state, router) = (state.clone(), router.clone());
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let (state, router) = (state.clone(), router.clone());
+            async move {
+                let resp = match rpc_route(&req) {
+                    Some(route) => rpc(&state, peer, route, req).await,
+                    None => {
+                        use tower::ServiceExt as _;
+                        let Ok(r) = router.oneshot(req.map(Body::new)).await;
+                        r
+                    }
+                };
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(%err, "client connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -156,3 +156,20 @@ async fn a_client_that_never_finishes_its_body_gets_an_answer_not_a_hung_connect
     assert!(text.contains("not received in time"), "{text}");
     assert_eq!(rpc(&proxy.url, "aztec_getBlockNumber", json!([])).await.status, 200, "still serving");
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = node(ApiVersion::V5).await;
+    let proxy = TestProxy::start(&[&a], &[("REQUEST_TIMEOUT_MS", "300")]).await;
+    let addr = proxy.url.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read(&mut buf)).await;
+    let n = read.expect("the gateway closed the connection instead of holding it").unwrap_or(0);
+    // hyper may write a 408 before closing; either way the connection ends.
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert_eq!(rpc(&proxy.url, "aztec_getBlockNumber", json!([])).await.status, 200, "still serving");
+}

@@ -63,8 +63,7 @@ impl TestProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let cancel = CancellationToken::new();
-        let router = server::app(state.clone());
-        tokio::spawn(server::serve(listener, router, cancel.clone()));
+        tokio::spawn(server::serve(listener, state.clone(), cancel.clone()));
         let mut proxy = TestProxy { url, state, monitor, cancel };
         proxy.probe().await;
         proxy

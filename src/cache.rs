@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::jsonrpc;
 use crate::methods::{Class, MethodInfo};
 use crate::metrics::{Metrics, Tier, TierLabel};
+use prometheus_client::metrics::counter::Counter;
 
 /// Immutable entries still expire eventually, so Redis never grows without bound.
 const IMMUTABLE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -153,8 +154,10 @@ pub fn key(info: &MethodInfo, params: Option<&RawValue>) -> String {
 pub struct Entry {
     /// Result JSON.
     pub result: Arc<RawValue>,
-    /// Header pairs (lower-case names).
-    pub headers: Vec<(String, String)>,
+    /// Header pairs, kept typed so a hit replays them without parsing (stored in Redis as
+    /// `[name, value]` string pairs).
+    #[serde(with = "header_pairs")]
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Name of the node that gave the answer.
     pub backend: String,
     /// Time to live.
@@ -162,13 +165,25 @@ pub struct Entry {
     pub ttl: Duration,
 }
 
-impl Entry {
-    /// Headers as typed pairs.
-    pub fn header_pairs(&self) -> Vec<(HeaderName, HeaderValue)> {
-        self.headers
-            .iter()
-            .filter_map(|(k, v)| Some((HeaderName::try_from(k.as_str()).ok()?, HeaderValue::from_str(v).ok()?)))
-            .collect()
+/// Serde for typed header pairs as `[name, value]` strings (pairs that are not valid text or
+/// not valid headers are dropped).
+mod header_pairs {
+    use http::{HeaderName, HeaderValue};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Pairs as `[name, value]` strings.
+    pub(super) fn serialize<S: Serializer>(pairs: &[(HeaderName, HeaderValue)], s: S) -> Result<S::Ok, S::Error> {
+        let text: Vec<(&str, &str)> = pairs.iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))).collect();
+        text.serialize(s)
+    }
+
+    /// Typed pairs from `[name, value]` strings.
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(HeaderName, HeaderValue)>, D::Error> {
+        let text = Vec::<(String, String)>::deserialize(d)?;
+        Ok(text
+            .into_iter()
+            .filter_map(|(k, v)| Some((HeaderName::try_from(k).ok()?, HeaderValue::try_from(v).ok()?)))
+            .collect())
     }
 }
 
@@ -185,6 +200,8 @@ pub struct Cache {
     memory: Option<moka::sync::Cache<String, Arc<Entry>>>,
     redis: Option<Arc<RedisTier>>,
     metrics: Arc<Metrics>,
+    /// Hit and miss counters per tier, looked up once (the hit path does not hash labels).
+    counters: [[Counter; 2]; 2],
 }
 
 impl std::fmt::Debug for Cache {
@@ -217,7 +234,15 @@ impl Cache {
             tokio::spawn(connect_loop(Arc::clone(&tier), url.to_string(), Arc::clone(&metrics)));
             tier
         });
-        Cache { memory, redis, metrics }
+        let counter = |tier, hit: bool| {
+            let family = if hit { &metrics.cache_hits } else { &metrics.cache_misses };
+            family.get_or_create(&TierLabel { tier }).clone()
+        };
+        let counters = [
+            [counter(Tier::Memory, false), counter(Tier::Memory, true)],
+            [counter(Tier::Redis, false), counter(Tier::Redis, true)],
+        ];
+        Cache { memory, redis, metrics, counters }
     }
 
     /// Whether the Redis tier is configured and connected (the manager reconnects itself).
@@ -226,8 +251,11 @@ impl Cache {
     }
 
     fn count(&self, tier: Tier, hit: bool) {
-        let family = if hit { &self.metrics.cache_hits } else { &self.metrics.cache_misses };
-        family.get_or_create(&TierLabel { tier }).inc();
+        let t = match tier {
+            Tier::Memory => 0,
+            Tier::Redis => 1,
+        };
+        self.counters[t][usize::from(hit)].inc();
     }
 
     /// Looks a key up in memory, then Redis (a Redis hit is copied to memory).

@@ -73,6 +73,18 @@ struct Slot {
     from_cache: bool,
 }
 
+impl Slot {
+    /// About how many bytes this slot's answer takes (sizes the response buffer once).
+    fn answer_len_hint(&self) -> usize {
+        let result = match &self.result {
+            Some(Ok(Outcome::Result(Some(r)))) => r.get().len(),
+            Some(Ok(Outcome::Error { raw, .. })) => raw.get().len(),
+            _ => 128,
+        };
+        result + self.id.as_ref().map_or(4, |id| id.get().len()) + 40
+    }
+}
+
 /// An admitted call on its way to a node.
 struct Pending {
     slot: usize,
@@ -118,7 +130,7 @@ pub async fn handle(app: &AppState, route: Route, body: &[u8], request_id: &str)
             .info
             .map_or(Rule::Never, |i| cache::policy(i, p.call.params.as_deref(), finalized, app.config.cache_volatile));
         if let Some(hit) = lookup(app, &mut p).await {
-            resp.headers.extend(hit.header_pairs());
+            resp.headers.extend(hit.headers.iter().cloned());
             fill(
                 &mut slots[p.slot],
                 Outcome::Result(Some(Arc::clone(&hit.result))),
@@ -136,6 +148,9 @@ pub async fn handle(app: &AppState, route: Route, body: &[u8], request_id: &str)
             }
             None => to_send.push(p),
         }
+    }
+    if to_send.is_empty() && joiners.is_empty() {
+        return finish(app, route, slots, batch, resp);
     }
     let groups = group(to_send);
     let sent = futures::future::join_all(groups.into_iter().map(|g| run_group(app, route, g, deadline, request_id)));
@@ -256,8 +271,7 @@ fn store(app: &AppState, p: &Pending, outcome: &Outcome, d: &Delivered) {
     let (Some(key), Some(text)) = (&p.key, outcome.result_text()) else { return };
     let Some(ttl) = cache::admits(p.rule, text, app.pool.snapshot().finalized) else { return };
     let Outcome::Result(Some(result)) = outcome else { return };
-    let headers =
-        d.headers.iter().filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))).collect();
+    let headers = d.headers.clone();
     app.cache.put(key.clone(), Entry { result: Arc::clone(result), headers, backend: d.backend.clone(), ttl });
 }
 
@@ -322,7 +336,7 @@ fn record(slots: &mut [Slot], resp: &mut RpcResponse, members: &[Pending], resul
 
 /// Builds the response: ordered answers, status, metrics.
 fn finish(app: &AppState, route: Route, slots: Vec<Slot>, batch: bool, mut resp: RpcResponse) -> RpcResponse {
-    let mut out = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(slots.iter().map(Slot::answer_len_hint).sum::<usize>() + 2);
     let mut worst: Option<StatusCode> = None;
     let mut all_failed = true;
     out.extend_from_slice(if batch { b"[" } else { b"" });
@@ -360,7 +374,9 @@ fn finish(app: &AppState, route: Route, slots: Vec<Slot>, batch: bool, mut resp:
             }
         }
     }
-    dedup_headers(&mut resp.headers);
+    if slots.len() > 1 {
+        dedup_headers(&mut resp.headers);
+    }
     resp.methods = match slots.len() {
         1 => first.method.clone(),
         n => format!("{} +{} more", first.method, n - 1),

@@ -161,9 +161,14 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
         let Ok(_permit) = app.in_flight.try_acquire() else {
             return proxy::reject(app, &ProxyError::Overloaded);
         };
-        // A client that trickles its body cannot hold a worker forever.
-        let read = tokio::time::timeout(app.config.request_timeout, read_body(req, app.config.max_body_bytes));
-        let body = match read.await {
+        // A client that trickles its body cannot hold a worker forever. Small bodies usually
+        // arrive with the head: only a body still on its way arms the timer.
+        let mut read = std::pin::pin!(read_body(req, app.config.max_body_bytes));
+        let read = match futures::poll!(read.as_mut()) {
+            std::task::Poll::Ready(r) => Ok(r),
+            std::task::Poll::Pending => tokio::time::timeout(app.config.request_timeout, read).await,
+        };
+        let body = match read {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return proxy::reject(app, &e),
             Err(_) => {
@@ -183,6 +188,12 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
 /// One line per request: debug when it went well, warn when the gateway or a node failed
 /// (the span adds the request id and route).
 fn log_outcome(resp: &RpcResponse, elapsed: Duration) {
+    if !tracing::enabled!(tracing::Level::WARN) {
+        return;
+    }
+    if !resp.status.is_server_error() && !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     let backend = resp.backends.join(",");
     let ms = (elapsed.as_secs_f64() * 1e5).round() / 100.0;
     if resp.status.is_server_error() {
@@ -209,6 +220,7 @@ fn into_http(r: RpcResponse, request_id: &str) -> Response {
     let mut resp = Response::new(Body::from(r.body));
     *resp.status_mut() = r.status;
     let h = resp.headers_mut();
+    h.reserve(8 + r.headers.len());
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (k, v) in r.headers {
         h.insert(k, v);
@@ -216,10 +228,13 @@ fn into_http(r: RpcResponse, request_id: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("x-request-id", v);
     }
-    if !r.backends.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&r.backends.join(",")) {
-            h.insert("x-sentinel-backend", v);
-        }
+    let backend = match r.backends.as_slice() {
+        [] => None,
+        [one] => HeaderValue::from_str(one).ok(),
+        many => HeaderValue::from_str(&many.join(",")).ok(),
+    };
+    if let Some(v) = backend {
+        h.insert("x-sentinel-backend", v);
     }
     h.insert("x-sentinel-cache", HeaderValue::from_static(if r.cached { "hit" } else { "miss" }));
     if r.fallback {
@@ -238,7 +253,11 @@ pub fn request_id(headers: &HeaderMap) -> String {
     });
     match given {
         Some(s) => s.to_owned(),
-        None => format!("{:016x}", rand::random::<u64>()),
+        None => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let n = rand::random::<u64>();
+            (0..16).rev().map(|i| char::from(HEX[((n >> (i * 4)) & 0xf) as usize])).collect()
+        }
     }
 }
 

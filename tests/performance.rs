@@ -108,6 +108,7 @@ async fn replicas_share_the_redis_tier_and_survive_its_death() {
     let r = rpc(&replica_b.url, "aztec_getBlock", json!([7])).await;
     assert_eq!(r.json()["result"]["number"], 7);
     assert_eq!(r.header("x-sentinel-cache").as_deref(), Some("hit"));
+    assert!(r.header("x-aztec-rollupversion").is_some(), "headers survive the trip through redis");
     assert_eq!(a.calls("getBlock"), 1, "replica B answered without touching a node");
 
     redis.kill();

@@ -81,6 +81,10 @@ pub fn parse_body(bytes: &[u8]) -> Result<Body, BodyError> {
             Ok(Body::Batch(items.into_iter().map(parse_item).collect()))
         }
         Some(b'{') => {
+            // One pass for the common case; the slow path tells malformed JSON from a bad call.
+            if let Ok(call) = serde_json::from_slice::<RawCall<'_>>(bytes) {
+                return Ok(Body::Single(item_of(call)));
+            }
             let raw: &RawValue = serde_json::from_slice(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
             Ok(Body::Single(parse_item(raw)))
         }
@@ -93,9 +97,13 @@ pub fn parse_body(bytes: &[u8]) -> Result<Body, BodyError> {
 }
 
 fn parse_item(raw: &RawValue) -> Item {
-    let Ok(call) = serde_json::from_str::<RawCall<'_>>(raw.get()) else {
-        return Item::Invalid { id: None, reason: "request is not an object".into() };
-    };
+    match serde_json::from_str::<RawCall<'_>>(raw.get()) {
+        Ok(call) => item_of(call),
+        Err(_) => Item::Invalid { id: None, reason: "request is not an object".into() },
+    }
+}
+
+fn item_of(call: RawCall<'_>) -> Item {
     let id = call.id.map(RawValue::to_owned);
     if let Some(i) = &id {
         let s = i.get().as_bytes()[0];

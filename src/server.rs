@@ -305,11 +305,13 @@ pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationT
         let _ = stream.set_nodelay(true);
         let (state, router) = (state.clone(), router.clone());
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let (state, router) = (state.clone(), router.clone());
+            // JSON-RPC posts skip the router entirely (and do not even clone it).
+            let target = rpc_route(&req).ok_or_else(|| router.clone());
+            let state = state.clone();
             async move {
-                let resp = match rpc_route(&req) {
-                    Some(route) => rpc(&state, peer, route, req).await,
-                    None => {
+                let resp = match target {
+                    Ok(route) => rpc(&state, peer, route, req).await,
+                    Err(router) => {
                         use tower::ServiceExt as _;
                         let Ok(r) = router.oneshot(req.map(Body::new)).await;
                         r

@@ -12,9 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
 use http::{HeaderName, HeaderValue};
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -22,6 +20,7 @@ use crate::config::Config;
 use crate::jsonrpc;
 use crate::methods::{Class, MethodInfo};
 use crate::metrics::{Metrics, Tier, TierLabel};
+use crate::shared::{Shared, KEY_PREFIX};
 use prometheus_client::metrics::counter::Counter;
 
 /// Immutable entries still expire eventually, so Redis never grows without bound.
@@ -198,7 +197,7 @@ impl moka::Expiry<String, Arc<Entry>> for PerEntryTtl {
 /// Both cache tiers.
 pub struct Cache {
     memory: Option<moka::sync::Cache<String, Arc<Entry>>>,
-    redis: Option<Arc<RedisTier>>,
+    redis: Option<Arc<Shared>>,
     metrics: Arc<Metrics>,
     /// Hit and miss counters per tier, looked up once (the hit path does not hash labels).
     counters: [[Counter; 2]; 2],
@@ -210,16 +209,9 @@ impl std::fmt::Debug for Cache {
     }
 }
 
-/// The Redis tier: a self-reconnecting connection, established in the background.
-struct RedisTier {
-    conn: ArcSwapOption<ConnectionManager>,
-    prefix: String,
-}
-
 impl Cache {
-    /// Builds the tiers; the Redis connection is made in the background (start-up never
-    /// waits for Redis, and a Redis outage at start is retried).
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Cache {
+    /// Builds the tiers over the shared Redis connection, if any.
+    pub fn new(config: &Config, redis: Option<Arc<Shared>>, metrics: Arc<Metrics>) -> Cache {
         let memory = (config.cache_max_bytes > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(config.cache_max_bytes)
@@ -228,11 +220,6 @@ impl Cache {
                 })
                 .expire_after(PerEntryTtl)
                 .build()
-        });
-        let redis = config.redis_url.as_ref().map(|url| {
-            let tier = Arc::new(RedisTier { conn: ArcSwapOption::empty(), prefix: "sentinel-proxy:v1:".to_owned() });
-            tokio::spawn(connect_loop(Arc::clone(&tier), url.to_string(), Arc::clone(&metrics)));
-            tier
         });
         let counter = |tier, hit: bool| {
             let family = if hit { &metrics.cache_hits } else { &metrics.cache_misses };
@@ -247,7 +234,7 @@ impl Cache {
 
     /// Whether the Redis tier is configured and connected (the manager reconnects itself).
     pub fn redis_connected(&self) -> bool {
-        self.redis.as_ref().is_some_and(|r| r.conn.load().is_some())
+        self.redis.as_ref().is_some_and(|r| r.connected())
     }
 
     fn count(&self, tier: Tier, hit: bool) {
@@ -267,10 +254,8 @@ impl Cache {
             }
             self.count(Tier::Memory, false);
         }
-        let redis = self.redis.as_ref()?;
-        let conn = redis.conn.load_full()?;
-        let mut conn = (*conn).clone();
-        let full = format!("{}{key}", redis.prefix);
+        let mut conn = self.redis.as_ref()?.conn()?;
+        let full = format!("{KEY_PREFIX}{key}");
         let got: Result<Result<Option<(String, i64)>, _>, _> = tokio::time::timeout(REDIS_TIMEOUT, async {
             redis::pipe()
                 .get(&full)
@@ -306,9 +291,8 @@ impl Cache {
     pub fn put(&self, key: String, entry: Entry) {
         let entry = Arc::new(entry);
         if let Some(redis) = &self.redis {
-            if let Some(conn) = redis.conn.load_full() {
-                let mut conn = (*conn).clone();
-                let full = format!("{}{key}", redis.prefix);
+            if let Some(mut conn) = redis.conn() {
+                let full = format!("{KEY_PREFIX}{key}");
                 let ttl_ms = entry.ttl.as_millis().max(1) as u64;
                 let text = serde_json::to_string(&*entry).unwrap_or_default();
                 let metrics = Arc::clone(&self.metrics);
@@ -324,35 +308,6 @@ impl Cache {
         }
         if let Some(m) = &self.memory {
             m.insert(key, entry);
-        }
-    }
-}
-
-/// Connects to Redis, retrying with back-off until it works; the connection manager then
-/// reconnects by itself after outages.
-async fn connect_loop(tier: Arc<RedisTier>, url: String, metrics: Arc<Metrics>) {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let attempt = async {
-            let client = redis::Client::open(url.as_str())?;
-            let cfg = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Duration::from_secs(1))
-                .set_response_timeout(Duration::from_secs(1))
-                .set_number_of_retries(1);
-            ConnectionManager::new_with_config(client, cfg).await
-        };
-        match attempt.await {
-            Ok(conn) => {
-                tracing::info!("redis cache tier connected");
-                tier.conn.store(Some(Arc::new(conn)));
-                return;
-            }
-            Err(e) => {
-                metrics.redis_errors.inc();
-                tracing::warn!(error = %e, "redis unavailable; serving from memory and nodes, retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
         }
     }
 }

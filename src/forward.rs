@@ -138,7 +138,7 @@ pub async fn send_limited(
         .header(CONTENT_TYPE, "application/json")
         .header(ACCEPT_ENCODING, "gzip, deflate");
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        req = req.header("x-request-id", v);
+        req = req.header(crate::server::X_REQUEST_ID.clone(), v);
     }
     let req = req.body(Full::new(body)).map_err(|e| ForwardError::Connect(e.to_string()))?;
     match tokio::time::timeout(timeout, exchange(client, req, limit)).await {

@@ -8,7 +8,8 @@
 //! - [`health`], [`monitor`]: probing nodes; the one background writer of the pool.
 //! - [`selection`]: pure choice of a node (tiers + power of two choices).
 //! - [`forward`], [`dispatch`]: the pooled client; one group of calls with failover.
-//! - [`cache`], [`coalesce`], [`affinity`]: what may be shared, and what must stick to a node.
+//! - [`cache`], [`coalesce`], [`affinity`]: what may be shared, and what must stick to a node;
+//!   [`shared`]: the Redis connection replicas share (cache tier 2, rate limits).
 //! - [`proxy`]: the request path; [`ratelimit`], [`metrics`], [`status`]: limits and insight.
 //! - [`server`], [`gateway`]: HTTP surfaces and wiring; [`simulator`]: the simulated Aztec node.
 
@@ -30,6 +31,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod selection;
 pub mod server;
+pub mod shared;
 pub mod simulator;
 pub mod status;
 pub mod upstream;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use std::convert::Infallible;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
@@ -40,6 +40,7 @@ use crate::metrics::Metrics;
 use crate::proxy::{self, RpcResponse};
 use crate::ratelimit::RateLimiter;
 use crate::selection::Route;
+use crate::shared::Shared;
 use crate::status;
 use crate::upstream::Pool;
 
@@ -85,12 +86,13 @@ impl AppState {
     /// Builds the state for a configuration and pool.
     pub fn new(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>) -> AppState {
         let policy = Policy::new(&config.allow_methods, &config.deny_methods);
+        let redis = config.redis_url.as_ref().map(|url| Shared::connect(url.as_str(), Arc::clone(&metrics)));
         AppState(Arc::new(Inner {
             policy,
             sticky: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(1800)).build(),
             in_flight: Arc::new(Semaphore::new(config.max_concurrent_requests)),
-            limiter: RateLimiter::new(&config),
-            cache: Cache::new(&config, Arc::clone(&metrics)),
+            limiter: RateLimiter::new(&config, redis.clone(), Arc::clone(&metrics)),
+            cache: Cache::new(&config, redis, Arc::clone(&metrics)),
             coalescer: Arc::new(Coalescer::default()),
             hedge_budget: HedgeBudget::default(),
             started: std::time::Instant::now(),
@@ -154,7 +156,7 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
     let span = tracing::info_span!("rpc", request_id = %request_id, route = route.as_str());
     let resp = async {
         let client = client_ip(app, peer.ip(), req.headers());
-        if let Err(e) = app.limiter.check(client) {
+        if let Err(e) = app.limiter.check(client).await {
             app.metrics.rate_limited.inc();
             return proxy::reject(app, &e);
         }
@@ -182,7 +184,7 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
     }
     .instrument(span)
     .await;
-    into_http(resp, &request_id)
+    into_http(resp, request_id)
 }
 
 /// One line per request: debug when it went well, warn when the gateway or a node failed
@@ -216,7 +218,13 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<bytes::Bytes,
     }
 }
 
-fn into_http(r: RpcResponse, request_id: &str) -> Response {
+/// `x-request-id`, in and out.
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_SENTINEL_BACKEND: HeaderName = HeaderName::from_static("x-sentinel-backend");
+static X_SENTINEL_CACHE: HeaderName = HeaderName::from_static("x-sentinel-cache");
+static X_SENTINEL_FALLBACK: HeaderName = HeaderName::from_static("x-sentinel-fallback");
+
+fn into_http(r: RpcResponse, request_id: String) -> Response {
     let mut resp = Response::new(Body::from(r.body));
     *resp.status_mut() = r.status;
     let h = resp.headers_mut();
@@ -225,8 +233,8 @@ fn into_http(r: RpcResponse, request_id: &str) -> Response {
     for (k, v) in r.headers {
         h.insert(k, v);
     }
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-request-id", v);
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(request_id)) {
+        h.insert(X_REQUEST_ID.clone(), v);
     }
     let backend = match r.backends.as_slice() {
         [] => None,
@@ -234,11 +242,11 @@ fn into_http(r: RpcResponse, request_id: &str) -> Response {
         many => HeaderValue::from_str(&many.join(",")).ok(),
     };
     if let Some(v) = backend {
-        h.insert("x-sentinel-backend", v);
+        h.insert(X_SENTINEL_BACKEND.clone(), v);
     }
-    h.insert("x-sentinel-cache", HeaderValue::from_static(if r.cached { "hit" } else { "miss" }));
+    h.insert(X_SENTINEL_CACHE.clone(), HeaderValue::from_static(if r.cached { "hit" } else { "miss" }));
     if r.fallback {
-        h.insert("x-sentinel-fallback", HeaderValue::from_static("archiver"));
+        h.insert(X_SENTINEL_FALLBACK.clone(), HeaderValue::from_static("archiver"));
     }
     if let Some(s) = r.retry_after {
         h.insert(header::RETRY_AFTER, HeaderValue::from(s));
@@ -248,7 +256,7 @@ fn into_http(r: RpcResponse, request_id: &str) -> Response {
 
 /// The client's `x-request-id` when sane (≤ 128 chars of `[A-Za-z0-9._:-]`), else a new one.
 pub fn request_id(headers: &HeaderMap) -> String {
-    let given = headers.get("x-request-id").and_then(|v| v.to_str().ok()).filter(|s| {
+    let given = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|s| {
         !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
     });
     match given {

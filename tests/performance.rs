@@ -1,5 +1,5 @@
 //! The performance layer (SPEC §5): coalescing, the finality-aware cache with a real Redis
-//! shared by replicas, short-lived tips, and hedging.
+//! shared by replicas, short-lived tips, and hedging; and rate limits shared through Redis.
 
 mod support;
 
@@ -125,4 +125,65 @@ async fn replicas_share_the_redis_tier_and_survive_its_death() {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0);
     assert!(errors >= 1.0, "redis failures are counted:\n{text}");
+}
+
+/// `n` reads of the block number on `url` as client `ip` (the gateway trusts 127.0.0.1 as a
+/// proxy in this test, so `X-Forwarded-For` names the client).
+async fn reads_as(url: &str, ip: &str, n: usize) -> Vec<support::Reply> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"aztec_getBlockNumber","params":[]}}"#);
+        out.push(support::post_raw(url, body, &[("x-forwarded-for", ip)]).await);
+    }
+    out
+}
+
+/// How many of `replies` were allowed.
+fn allowed(replies: &[support::Reply]) -> usize {
+    replies.iter().filter(|r| r.status == 200).count()
+}
+
+#[tokio::test]
+async fn replicas_share_rate_limits_through_redis_and_fall_back_to_their_own() {
+    let mut redis = RedisServer::start().await;
+    let a = node(ApiVersion::V6).await;
+    let settings = [
+        ("REDIS_URL", redis.url.as_str()),
+        ("RATE_LIMIT_RPS", "1"),
+        ("RATE_LIMIT_BURST", "5"),
+        ("TRUSTED_PROXIES", "127.0.0.1/32"),
+    ];
+    let replica_a = TestProxy::start(&[&a], &settings).await;
+    let replica_b = TestProxy::start(&[&a], &settings).await;
+    let connected = eventually(Duration::from_secs(10), || async {
+        replica_a.state.cache.redis_connected() && replica_b.state.cache.redis_connected()
+    })
+    .await;
+    assert!(connected, "both replicas connect to redis");
+
+    let started = std::time::Instant::now();
+    assert_eq!(allowed(&reads_as(&replica_a.url, "198.51.100.1", 5).await), 5, "the burst is allowed");
+    let on_b = reads_as(&replica_b.url, "198.51.100.1", 5).await;
+    // Alone, replica B's own bucket would allow all 5. Shared, only the tokens refilled since
+    // the burst began (1 per second) are left.
+    let refilled = started.elapsed().as_secs() as usize + 1;
+    assert!(allowed(&on_b) <= refilled, "B allowed {} of 5 after A spent the burst", allowed(&on_b));
+    let refused = on_b.iter().find(|r| r.status == 429).expect("B refuses");
+    assert!(refused.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(refused.json()["error"]["code"], -32005);
+    assert_eq!(allowed(&reads_as(&replica_b.url, "198.51.100.2", 5).await), 5, "buckets are per client");
+
+    redis.kill();
+    assert_eq!(
+        allowed(&reads_as(&replica_b.url, "198.51.100.3", 5).await),
+        5,
+        "redis down: each replica falls back to its own bucket"
+    );
+    assert_eq!(reads_as(&replica_b.url, "198.51.100.3", 1).await[0].status, 429, "which still limits");
+    let metrics = support::get(&format!("{}/metrics", replica_b.url)).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(
+        text.lines().any(|l| l.starts_with("sentinel_proxy_redis_errors_total") && !l.ends_with(" 0")),
+        "redis failures are counted"
+    );
 }

@@ -77,6 +77,13 @@ pub struct HedgeBudget {
     hedges: AtomicU64,
 }
 
+impl HedgeBudget {
+    /// Whether one more hedge keeps hedges ≤ 10 % of reads.
+    fn allows(&self) -> bool {
+        self.hedges.load(Ordering::Relaxed) * 10 < self.reads.load(Ordering::Relaxed)
+    }
+}
+
 impl Dispatcher<'_> {
     /// Sends `calls` with failover until `deadline`.
     ///
@@ -164,8 +171,14 @@ impl Dispatcher<'_> {
     ) -> (Arc<Backend>, Result<(Reply, Vec<Outcome>), ForwardError>) {
         self.budget.reads.fetch_add(1, Ordering::Relaxed);
         let first = self.attempt(primary, calls, request_id, timeout);
+        // No timer when no hedge could be sent anyway (budget spent, or no other node).
         let delay = match primary.stats.p95_us() {
-            Some(p95) if primary.circuit.state() == CircuitState::Closed && primary.stats.requests() >= 20 => {
+            Some(p95)
+                if primary.circuit.state() == CircuitState::Closed
+                    && primary.stats.requests() >= 20
+                    && self.budget.allows()
+                    && self.pool.snapshot().backends.len() > 1 =>
+            {
                 Duration::from_micros(u64::from(p95)).max(MIN_HEDGE_DELAY)
             }
             _ => return (Arc::clone(primary), first.await),
@@ -200,9 +213,7 @@ impl Dispatcher<'_> {
 
     /// Another closed-circuit node for a hedge, within the budget.
     fn hedge_target(&self, route: Route, needs: &Needs) -> Option<Arc<Backend>> {
-        let reads = self.budget.reads.load(Ordering::Relaxed);
-        let hedges = self.budget.hedges.load(Ordering::Relaxed);
-        if hedges * 10 >= reads {
+        if !self.budget.allows() {
             return None;
         }
         let snapshot = self.pool.snapshot();

@@ -241,10 +241,27 @@ pub fn encode_answer(out: &mut Vec<u8>, id: Option<&RawValue>, outcome: &Outcome
     out.push(b'}');
 }
 
-/// The first positional param, raw (borrowed from `params`).
+/// The first positional param, raw (borrowed from `params`; the rest is skipped, not kept).
 pub fn first_param(params: Option<&RawValue>) -> Option<&RawValue> {
-    let p: Vec<&RawValue> = serde_json::from_str(params?.get()).ok()?;
-    p.first().copied()
+    struct First<'a>(Option<&'a RawValue>);
+    impl<'de> Deserialize<'de> for First<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = First<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a params array")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<First<'de>, A::Error> {
+                    let first = seq.next_element::<&'de RawValue>()?;
+                    while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                    Ok(First(first))
+                }
+            }
+            d.deserialize_seq(Visit)
+        }
+    }
+    serde_json::from_str::<First<'_>>(params?.get()).ok()?.0
 }
 
 /// The first positional param as a plain integer (a block number).
@@ -261,6 +278,17 @@ mod tests {
             Body::Single(i) => vec![i],
             Body::Batch(v) => v,
         }
+    }
+
+    #[test]
+    fn first_param_reads_only_the_first_element() {
+        let raw = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
+        assert_eq!(first_number(Some(&raw(r#"[7, {"a": [1, 2]}, "x"]"#))), Some(7));
+        assert_eq!(first_param(Some(&raw(r#"[{"txHash": "0x1"}]"#))).map(RawValue::get), Some(r#"{"txHash": "0x1"}"#));
+        assert_eq!(first_number(Some(&raw(r#"["latest"]"#))), None);
+        assert!(first_param(Some(&raw("[]"))).is_none());
+        assert!(first_param(Some(&raw(r#"{"a": 1}"#))).is_none(), "params must be positional");
+        assert!(first_param(None).is_none());
     }
 
     #[test]

@@ -362,8 +362,8 @@ def main():
         out.append("\n".join(vl) + "\n")
     out.append("## Reproduce\n")
     out.append("```sh\napt-get install -y wrk nginx haproxy   # once\nmake bench                               # = ./bench/run.sh (~"
-               "7 min plus the build)\nBENCH_DURATION=8s BENCH_ROUNDS=2 ./bench/run.sh\n./bench/smoke.sh                         # 3 s runs, -c64, writes to a temp file\n```\n")
-    out.append("Knobs: `BENCH_DURATION` (default 10s), `BENCH_CONNS` (default \"64 512\"), `BENCH_ROUNDS` (1 or 2, default 1), "
+               "15 min plus the build: two interleaved rounds)\nBENCH_ROUNDS=1 ./bench/run.sh            # one round, ~7 min\n./bench/smoke.sh                         # 3 s runs, -c64, writes to a temp file\n```\n")
+    out.append("Knobs: `BENCH_DURATION` (default 10s), `BENCH_CONNS` (default \"64 512\"), `BENCH_ROUNDS` (1 or 2, default 2), "
                "`BENCH_QUICK=1` (3 s timed runs), `BENCH_SCENARIOS` (default \"tip block batch unique\"), "
                "`BENCH_IDLE_CONNS` (default 1000), `BENCH_OUT` (default BENCHMARKS.md), `BENCH_SKIP_BUILD=1`, `BENCH_KEEP=1` (keep the temp dir with raw outputs).\n")
     text = "\n".join(out)

@@ -9,7 +9,7 @@
 # Knobs (environment):
 #   BENCH_DURATION   wrk -d per timed run                 (default 10s; 3s with BENCH_QUICK=1)
 #   BENCH_CONNS      connection counts, space-separated   (default "64 512")
-#   BENCH_ROUNDS     rounds of the whole matrix, 1 or 2   (default 1)
+#   BENCH_ROUNDS     rounds of the whole matrix, 1 or 2   (default 2; req/s is their mean)
 #   BENCH_QUICK=1    smoke run: 3s timed runs
 #   BENCH_SCENARIOS  subset of "tip block batch unique"   (default all four)
 #   BENCH_IDLE_CONNS idle keep-alive connections for RSS  (default 1000; 0 skips)
@@ -30,7 +30,7 @@ else
 fi
 VERIFY_DURATION=1s
 CONNS=${BENCH_CONNS:-"64 512"}
-ROUNDS=${BENCH_ROUNDS:-1}
+ROUNDS=${BENCH_ROUNDS:-2}
 SCENARIOS=${BENCH_SCENARIOS:-"tip block batch unique"}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}
 OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}

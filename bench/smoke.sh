@@ -5,6 +5,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 out=${BENCH_OUT:-$(mktemp "${TMPDIR:-/tmp}/sentinel-bench-smoke.XXXXXX.md")}
-BENCH_QUICK=1 BENCH_CONNS=${BENCH_CONNS:-64} BENCH_IDLE_CONNS=${BENCH_IDLE_CONNS:-200} BENCH_STRICT=1 BENCH_OUT="$out" \
+BENCH_QUICK=1 BENCH_ROUNDS=${BENCH_ROUNDS:-1} BENCH_CONNS=${BENCH_CONNS:-64} BENCH_IDLE_CONNS=${BENCH_IDLE_CONNS:-200} BENCH_STRICT=1 BENCH_OUT="$out" \
     "$here/run.sh" "$@"
 echo "smoke: OK ($out)"

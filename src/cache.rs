@@ -254,6 +254,13 @@ impl Cache {
             }
             self.count(Tier::Memory, false);
         }
+        // Boxed: the Redis round trip is the slow path, and inline it would make every
+        // look-up's future (moved on every request) several times larger.
+        Box::pin(self.get_shared(key)).await
+    }
+
+    /// Tier 2: Redis, copied into memory on a hit.
+    async fn get_shared(&self, key: &str) -> Option<Arc<Entry>> {
         let mut conn = self.redis.as_ref()?.conn()?;
         let full = format!("{KEY_PREFIX}{key}");
         let got: Result<Result<Option<(String, i64)>, _>, _> = tokio::time::timeout(REDIS_TIMEOUT, async {

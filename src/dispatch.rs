@@ -170,7 +170,10 @@ impl Dispatcher<'_> {
         timeout: Duration,
     ) -> (Arc<Backend>, Result<(Reply, Vec<Outcome>), ForwardError>) {
         self.budget.reads.fetch_add(1, Ordering::Relaxed);
+        // Pinned once and always awaited in place: awaiting it by value on one path would give
+        // the future a second copy of this (large) state.
         let first = self.attempt(primary, calls, request_id, timeout);
+        tokio::pin!(first);
         // No timer when no hedge could be sent anyway (budget spent, or no other node).
         let delay = match primary.stats.p95_us() {
             Some(p95)
@@ -183,7 +186,6 @@ impl Dispatcher<'_> {
             }
             _ => return (Arc::clone(primary), first.await),
         };
-        tokio::pin!(first);
         tokio::select! {
             r = &mut first => return (Arc::clone(primary), r),
             () = tokio::time::sleep(delay) => {}
@@ -191,8 +193,9 @@ impl Dispatcher<'_> {
         let Some(second) = self.hedge_target(route, needs) else { return (Arc::clone(primary), first.await) };
         self.metrics.hedges.inc();
         let hedged_on = Arc::clone(&second);
-        let hedge = self.attempt(&hedged_on, calls, request_id, timeout);
-        tokio::pin!(hedge);
+        // Boxed: the hedge is rare, and inline it would double the size of every read's future
+        // (which is moved, byte for byte, on every request).
+        let mut hedge = Box::pin(self.attempt(&hedged_on, calls, request_id, timeout));
         tokio::select! {
             r = &mut first => match r {
                 Ok(ok) => (Arc::clone(primary), Ok(ok)),

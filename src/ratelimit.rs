@@ -100,7 +100,8 @@ impl RateLimiter {
             local.retain_recent();
         }
         match &self.shared {
-            Some(shared) => shared.check(client).await,
+            // Boxed: keeps the round trip's state out of every request's future.
+            Some(shared) => Box::pin(shared.check(client)).await,
             None => Ok(()),
         }
     }

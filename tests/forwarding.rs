@@ -78,6 +78,8 @@ async fn every_bad_input_gets_its_documented_answer() {
         assert!(r.header("x-request-id").is_some(), "{name}");
     }
     assert_eq!(get(url).await.status, 405);
+    assert_eq!(get(&format!("{url}/archiver")).await.status, 405, "every JSON-RPC path wants POST");
+    assert_eq!(post_raw(&format!("{url}/nope"), "{}", &[]).await.status, 404, "unknown paths are 404");
     assert_eq!(a.requests(), 1, "none of these reached the node (only the probe did)");
     let r = rpc(url, "aztec_getBlockNumber", json!([])).await;
     assert_eq!(r.status, 200, "still serving");

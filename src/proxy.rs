@@ -152,16 +152,7 @@ pub async fn handle(app: &AppState, route: Route, body: &[u8], request_id: &str)
     if to_send.is_empty() && joiners.is_empty() {
         return finish(app, route, slots, batch, resp);
     }
-    let mut groups = group(to_send);
-    if joiners.is_empty() && groups.len() == 1 {
-        // The common case (one node, nobody to wait for): no join machinery. Boxed so that
-        // cache hits, which never get here, do not carry (and move) its size.
-        let g = groups.pop().expect("one group");
-        if let Some((members, result)) = Box::pin(run_group(app, route, g, deadline, request_id)).await {
-            record(&mut slots, &mut resp, &members, result);
-        }
-        return finish(app, route, slots, batch, resp);
-    }
+    let groups = group(to_send);
     let sent = futures::future::join_all(groups.into_iter().map(|g| run_group(app, route, g, deadline, request_id)));
     let waited = futures::future::join_all(
         joiners.into_iter().map(|(p, rx)| join_leader(app, route, p, rx, deadline, request_id)),

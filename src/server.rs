@@ -163,14 +163,10 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
         let Ok(_permit) = app.in_flight.try_acquire() else {
             return proxy::reject(app, &ProxyError::Overloaded);
         };
-        // A client that trickles its body cannot hold a worker forever. Small bodies usually
-        // arrive with the head: only a body still on its way arms the timer.
-        let mut read = std::pin::pin!(read_body(req, app.config.max_body_bytes));
-        let read = match futures::poll!(read.as_mut()) {
-            std::task::Poll::Ready(r) => Ok(r),
-            std::task::Poll::Pending => tokio::time::timeout(app.config.request_timeout, read).await,
-        };
-        let body = match read {
+        // A client that trickles its body cannot hold a worker forever. (`timeout` polls the
+        // read first, so a body that came with the head never registers the timer.)
+        let read = tokio::time::timeout(app.config.request_timeout, read_body(req, app.config.max_body_bytes));
+        let body = match read.await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return proxy::reject(app, &e),
             Err(_) => {

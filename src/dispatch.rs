@@ -117,7 +117,8 @@ impl Dispatcher<'_> {
             }
             let timeout = self.attempt_timeout.min(deadline - now);
             let started = Instant::now();
-            let (answered, result) = if write {
+            // Writes are never hedged, and with one node there is nowhere to hedge to.
+            let (answered, result) = if write || snapshot.backends.len() < 2 {
                 (Arc::clone(&backend), self.attempt(&backend, calls, request_id, timeout).await)
             } else {
                 self.attempt_hedged(route, &needs, &backend, calls, request_id, timeout).await
@@ -174,13 +175,12 @@ impl Dispatcher<'_> {
         // the future a second copy of this (large) state.
         let first = self.attempt(primary, calls, request_id, timeout);
         tokio::pin!(first);
-        // No timer when no hedge could be sent anyway (budget spent, or no other node).
+        // No timer when the budget is spent: no hedge could be sent anyway.
         let delay = match primary.stats.p95_us() {
             Some(p95)
                 if primary.circuit.state() == CircuitState::Closed
                     && primary.stats.requests() >= 20
-                    && self.budget.allows()
-                    && self.pool.snapshot().backends.len() > 1 =>
+                    && self.budget.allows() =>
             {
                 Duration::from_micros(u64::from(p95)).max(MIN_HEDGE_DELAY)
             }

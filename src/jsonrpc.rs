@@ -241,27 +241,10 @@ pub fn encode_answer(out: &mut Vec<u8>, id: Option<&RawValue>, outcome: &Outcome
     out.push(b'}');
 }
 
-/// The first positional param, raw (borrowed from `params`; the rest is skipped, not kept).
+/// The first positional param, raw (borrowed from `params`).
 pub fn first_param(params: Option<&RawValue>) -> Option<&RawValue> {
-    struct First<'a>(Option<&'a RawValue>);
-    impl<'de> Deserialize<'de> for First<'de> {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct Visit;
-            impl<'de> serde::de::Visitor<'de> for Visit {
-                type Value = First<'de>;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a params array")
-                }
-                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<First<'de>, A::Error> {
-                    let first = seq.next_element::<&'de RawValue>()?;
-                    while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                    Ok(First(first))
-                }
-            }
-            d.deserialize_seq(Visit)
-        }
-    }
-    serde_json::from_str::<First<'_>>(params?.get()).ok()?.0
+    let p: Vec<&RawValue> = serde_json::from_str(params?.get()).ok()?;
+    p.first().copied()
 }
 
 /// The first positional param as a plain integer (a block number).

@@ -134,18 +134,14 @@ table! {
 /// The two public namespaces.
 pub const NAMESPACES: [&str; 2] = ["aztec", "node"];
 
-/// Looks a full method name (`aztec_getBlock`, `node_getBlock`) up in the table.
+/// Looks a full method name (`aztec_getBlock`, `node_getBlock`) up in the table; `None` for
+/// anything else.
 pub fn lookup(method: &str) -> Option<&'static MethodInfo> {
-    index_of(method).map(|i| &METHODS[i])
-}
-
-/// Index of a method in [`METHODS`] (bounded metrics label), `None` for anything else.
-pub fn index_of(method: &str) -> Option<usize> {
     let (ns, name) = method.split_once('_')?;
     if !NAMESPACES.contains(&ns) {
         return None;
     }
-    by_name().get(name).copied()
+    by_name().get(name).map(|&i| &METHODS[i])
 }
 
 /// Name → index, built once (the request path looks methods up several times per item).

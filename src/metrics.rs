@@ -275,10 +275,7 @@ impl Metrics {
     /// Bounded method label: the table name without namespace (`aztec_getBlock` and
     /// `node_getBlock` are both `getBlock`), or `other` for anything a client invents.
     pub fn method_label(method: &str) -> &'static str {
-        match methods::index_of(method) {
-            Some(i) => methods::METHODS[i].name,
-            None => "other",
-        }
+        methods::lookup(method).map_or("other", |m| m.name)
     }
 
     /// Refreshes the per-backend gauges from a snapshot (called on scrape).

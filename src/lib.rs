@@ -1,6 +1,7 @@
 //! sentinel-proxy: an integrity-verifying JSON-RPC gateway and load balancer for Aztec nodes.
 //!
 //! # Layout (dependency order, bottom-up)
+//! - [`clock`]: wall-clock Unix timestamps.
 //! - [`config`]: environment / `.env` / TOML → validated [`config::Config`].
 //! - [`jsonrpc`], [`methods`], [`error`]: envelopes, the one method table, the one error mapping.
 //! - [`integrity`]: pure sentinel-history analysis (scores, kinds, consensus).
@@ -15,6 +16,7 @@
 
 pub mod affinity;
 pub mod cache;
+pub mod clock;
 pub mod coalesce;
 pub mod config;
 pub mod dispatch;

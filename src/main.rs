@@ -1,7 +1,5 @@
 //! `sentinel-proxy` command line: `serve` (default), `demo`, `simulate`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sentinel_proxy::config::{Config, LogFormat, Sources};
@@ -142,7 +140,7 @@ async fn serve(cli: &Cli, src: &Sources) -> anyhow::Result<()> {
 
 /// Starts the demo fleet, then the gateway in front of it.
 async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
-    let genesis = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+    let genesis = sentinel_proxy::clock::unix_ms();
     let cancel = CancellationToken::new();
     let mut backends = Vec::new();
     for sim in simulator::demo_fleet(genesis) {

@@ -9,8 +9,6 @@
 //! snapshot when `/metrics` is scraped ([`Metrics::observe_snapshot`]), so they can never drift
 //! from what `/health` shows. `docs/observability.md` lists every family.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -210,7 +208,7 @@ impl Metrics {
         m.register_backends(&mut registry);
         registry.register("build", "Gateway version", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
         let start = Gauge::<i64>::default();
-        start.set(gauge_value(unix_now()));
+        start.set(gauge_value(crate::clock::unix_secs()));
         registry.register("start_time_seconds", "Unix time the gateway started", start);
         // Both tiers exist from the start, so `rate()` and hit-ratio panels have a series to
         // work with before the first lookup.
@@ -334,10 +332,6 @@ fn circuit_value(state: CircuitState) -> i64 {
 /// A block number or timestamp as a gauge value (saturating; they are far below `i64::MAX`).
 fn gauge_value(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

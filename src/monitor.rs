@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
 use tokio::time::{interval, MissedTickBehavior};
@@ -94,7 +93,7 @@ impl Monitor {
             }
         }
         integrity::apply_consensus(&mut good, &self.params);
-        let now = unix_now();
+        let now = crate::clock::unix_secs();
         let backends = snap
             .backends
             .iter()
@@ -167,10 +166,6 @@ impl Monitor {
         self.detected = true;
         tracing::info!(slots_per_epoch = self.params.slots_per_epoch, expected_validators = self.params.expected_validators, backend = %v.backend.name, "epoch parameters detected");
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The corroborated tip: the second-highest when three or more nodes report, else the highest,

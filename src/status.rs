@@ -158,7 +158,7 @@ pub fn health_doc(app: &AppState) -> HealthDoc {
     HealthDoc {
         status,
         uptime_s: app.started.elapsed().as_secs(),
-        now_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+        now_ms: crate::clock::unix_ms(),
         best_tip: snap.best_tip,
         totals: totals(app),
         backends,

@@ -6,10 +6,10 @@
 //! takes no lock for them; faults, the mempool, unknown-method counters and the history cache
 //! sit behind small `std::sync::Mutex`es whose guards never live across an `.await`.
 
+use crate::clock::unix_ms;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -27,11 +27,6 @@ const POOL_CAP: usize = 10_000;
 /// Locks a mutex, ignoring poisoning (the data is always left consistent).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Wall-clock time in Unix milliseconds.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Transactions accepted by `sendTx`, keyed by lowercase hash.
@@ -156,7 +151,7 @@ impl NodeState {
 
     /// The proposed tip right now, ignoring lag.
     pub(crate) fn tip(&self) -> u64 {
-        self.chain.tip_at(now_ms())
+        self.chain.tip_at(unix_ms())
     }
 
     /// Takes the per-request snapshot (clock, lag-adjusted tips, current faults).
@@ -167,7 +162,7 @@ impl NodeState {
 
     /// Takes the per-request snapshot under already-read faults.
     pub(crate) fn view_with(&self, faults: Faults) -> View {
-        let tip = self.chain.tip_at(now_ms()).saturating_sub(faults.lag_blocks);
+        let tip = self.chain.tip_at(unix_ms()).saturating_sub(faults.lag_blocks);
         View { tips: self.chain.tips(tip), faults, history: None }
     }
 

@@ -19,6 +19,9 @@ use crate::upstream::Backend;
 /// The one HTTP client of the process (cloning shares the pool).
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// `x-request-id`: taken from (or made for) the client, answered to it and sent to the node.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Largest node answer read (bounded so a broken node cannot exhaust memory).
 pub const MAX_ANSWER_BYTES: usize = 256 << 20;
 
@@ -138,7 +141,7 @@ pub async fn send_limited(
         .header(CONTENT_TYPE, "application/json")
         .header(ACCEPT_ENCODING, "gzip, deflate");
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        req = req.header(crate::server::X_REQUEST_ID.clone(), v);
+        req = req.header(X_REQUEST_ID.clone(), v);
     }
     let req = req.body(Full::new(body)).map_err(|e| ForwardError::Connect(e.to_string()))?;
     match tokio::time::timeout(timeout, exchange(client, req, limit)).await {

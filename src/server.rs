@@ -34,7 +34,7 @@ use crate::coalesce::Coalescer;
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, HedgeBudget};
 use crate::error::ProxyError;
-use crate::forward;
+use crate::forward::{self, X_REQUEST_ID};
 use crate::methods::Policy;
 use crate::metrics::Metrics;
 use crate::proxy::{self, RpcResponse};
@@ -214,8 +214,6 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<bytes::Bytes,
     }
 }
 
-/// `x-request-id`, in and out.
-pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_SENTINEL_BACKEND: HeaderName = HeaderName::from_static("x-sentinel-backend");
 static X_SENTINEL_CACHE: HeaderName = HeaderName::from_static("x-sentinel-cache");
 static X_SENTINEL_FALLBACK: HeaderName = HeaderName::from_static("x-sentinel-fallback");

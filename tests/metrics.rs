@@ -6,10 +6,6 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use sentinel_proxy::methods::METHODS;
 use sentinel_proxy::simulator::{ApiVersion, Faults};
 use serde_json::{json, Value};
@@ -102,15 +98,10 @@ fn parse_sample(line: &str) -> Sample {
 
 /// GET with an optional bearer token: (status, headers, body).
 async fn get_with(url: &str, token: Option<&str>) -> (u16, http::HeaderMap, String) {
-    let mut req = http::Request::get(url);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let resp = client.request(req.body(Full::new(Bytes::new())).unwrap()).await.expect("gateway answers");
-    let (parts, body) = resp.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    (parts.status.as_u16(), parts.headers, String::from_utf8(body.to_vec()).unwrap())
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let auth: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
+    let r = support::get_with(url, &auth).await;
+    (r.status, r.headers, String::from_utf8(r.body.to_vec()).unwrap())
 }
 
 /// Every family SPEC §7 asks for, with its OpenMetrics type.

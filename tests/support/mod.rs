@@ -112,15 +112,19 @@ fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Full<B
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-/// POSTs a raw body.
-pub async fn post_raw(url: &str, body: impl Into<Bytes>, headers: &[(&str, &str)]) -> Reply {
-    let mut req = http::Request::post(url).header("content-type", "application/json");
+/// Sends `req` with extra `headers` and reads the whole reply.
+async fn send(mut req: http::request::Builder, headers: &[(&str, &str)], body: Bytes) -> Reply {
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = client().request(req.body(Full::new(body.into())).unwrap()).await.expect("gateway answers");
+    let resp = client().request(req.body(Full::new(body)).unwrap()).await.expect("gateway answers");
     let (parts, body) = resp.into_parts();
     Reply { status: parts.status.as_u16(), headers: parts.headers, body: body.collect().await.unwrap().to_bytes() }
+}
+
+/// POSTs a raw body.
+pub async fn post_raw(url: &str, body: impl Into<Bytes>, headers: &[(&str, &str)]) -> Reply {
+    send(http::Request::post(url).header("content-type", "application/json"), headers, body.into()).await
 }
 
 /// POSTs a JSON value.
@@ -135,10 +139,12 @@ pub async fn rpc(url: &str, method: &str, params: Value) -> Reply {
 
 /// GET.
 pub async fn get(url: &str) -> Reply {
-    let req = http::Request::get(url).body(Full::new(Bytes::new())).unwrap();
-    let resp = client().request(req).await.expect("gateway answers");
-    let (parts, body) = resp.into_parts();
-    Reply { status: parts.status.as_u16(), headers: parts.headers, body: body.collect().await.unwrap().to_bytes() }
+    get_with(url, &[]).await
+}
+
+/// GET with extra headers.
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Reply {
+    send(http::Request::get(url), headers, Bytes::new()).await
 }
 
 /// Polls `cond` until it holds or `patience` passes (for background effects only).

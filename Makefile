@@ -1,7 +1,7 @@
 # sentinel-proxy — common tasks. `make test` is what CI runs (.ci/run).
 CARGO ?= cargo
 
-.PHONY: build run demo test bench watch fmt lint
+.PHONY: build run demo test screenshot bench watch fmt lint
 
 build:
 	$(CARGO) build --release
@@ -18,6 +18,12 @@ test:
 	./scripts/test-deps.sh
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+
+# Regenerates the README's screenshot docs/dashboard.png on purpose (`make test` only writes
+# target/artifacts/). Commit the new image if it looks right.
+screenshot:
+	./scripts/test-deps.sh
+	UPDATE_SCREENSHOT=1 $(CARGO) test --test dashboard screenshot_of_a_realistic_fleet
 
 bench:
 	./bench/run.sh

@@ -2,8 +2,9 @@
 //! loads the page from a gateway in front of simulated nodes, and the tests read the rendered
 //! DOM while the page polls `/health` by itself: every node appears with its status, a node made
 //! to lag turns unroutable on the open page within a few seconds, and the `ADMIN_TOKEN` prompt
-//! works. One test saves screenshots (laptop and phone) to `target/artifacts/` and
-//! `docs/dashboard.png`.
+//! works. One test saves screenshots (laptop and phone) to `target/artifacts/`; only with
+//! `UPDATE_SCREENSHOT=1` (`make screenshot`) does it also replace the tracked
+//! `docs/dashboard.png`, so a test run leaves the working tree clean.
 //!
 //! The browser is driven over the DevTools protocol on `--remote-debugging-pipe` (two FIFOs,
 //! NUL-separated JSON), so no WebDriver, no extra crate and no TCP port is involved. The tests
@@ -231,6 +232,12 @@ fn artifacts() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("artifacts")
 }
 
+/// Whether this run should refresh the README's screenshot (`make screenshot`). Off by default:
+/// an ordinary test run writes only under `target/`.
+fn update_screenshot() -> bool {
+    std::env::var_os("UPDATE_SCREENSHOT").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
 const LIVE: &str = r#"document.getElementById("app").dataset.state === "live""#;
 
 #[tokio::test]
@@ -379,9 +386,11 @@ async fn screenshot_of_a_realistic_fleet() {
 
     let shot = artifacts().join("dashboard.png");
     page.screenshot(&shot, false);
-    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
-    std::fs::create_dir_all(docs.parent().unwrap()).unwrap();
-    std::fs::copy(&shot, &docs).unwrap();
+    if update_screenshot() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
+        std::fs::create_dir_all(docs.parent().unwrap()).unwrap();
+        std::fs::copy(&shot, &docs).unwrap();
+    }
     page.resize(390, 844);
     let narrow = "document.querySelector('#fleet thead').offsetParent === null";
     page.wait_for("the phone layout", narrow, Duration::from_secs(3));

@@ -1,6 +1,6 @@
-//! Benchmark of the integrity analysis at the scale SPEC §4 requires: 1,000 validators ×
-//! 100 epochs (S = 32, a committee of E = 48 drawn per epoch, about 150k history records),
-//! parsed and analysed from one in-memory JSON document.
+//! Benchmark of the integrity analysis at the scale docs/integrity.md#failures names: 1,000
+//! validators × 100 epochs (S = 32, a committee of E = 48 drawn per epoch, about 150k history
+//! records), parsed and analysed from one in-memory JSON document.
 
 use std::fmt::Write;
 use std::hint::black_box;

@@ -54,7 +54,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("WORKER_THREADS", "0"),
 ];
 
-/// Methods denied unless `DENY_METHODS` says otherwise (SPEC §2).
+/// Methods denied unless `DENY_METHODS` says otherwise (docs/aztec-api.md#never-public).
 pub const DEFAULT_DENY: &str = "*Admin_*,*Debug_*,prover_*,provingJobSource_*,bot_*,p2p_*";
 
 /// One upstream node as configured.

@@ -1,6 +1,6 @@
 //! Gateway-made errors and the one mapping to (HTTP status, JSON-RPC code, public message).
 //!
-//! Decisions (SPEC §1, AZTEC-RPC §1.4): client faults are HTTP 400 with a JSON-RPC error, as the
+//! Decisions (docs/aztec-api.md#errors): client faults are HTTP 400 with a JSON-RPC error, as the
 //! node does; an oversized body is 413; rate limiting and overload are **HTTP 429 with
 //! `Retry-After`** and code -32005 (the official client does not retry 4xx, so a limited client
 //! backs off instead of hammering); no routable node is 503 (-32001), a node failure after all

@@ -26,7 +26,7 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const MAX_ANSWER_BYTES: usize = 256 << 20;
 
 /// Idle keep-alive connections are dropped before the node's own 5 s keep-alive timeout
-/// (AZTEC-RPC §1.1), so the gateway never reuses a socket the node is closing.
+/// (docs/aztec-api.md#transport), so the gateway never reuses a socket the node is closing.
 const POOL_IDLE: Duration = Duration::from_millis(4000);
 
 /// Builds the pooled client, tuned for many concurrent connections per node.

@@ -1,5 +1,6 @@
-//! Operator surfaces: the `/health` document (SPEC §6) built from the snapshot and counters,
-//! `/ready` (200 only with a routable backend), `/live`, `/metrics` and `/dashboard`.
+//! Operator surfaces: the `/health` document (docs/observability.md#health-document) built from
+//! the snapshot and counters, `/ready` (200 only with a routable backend), `/live`, `/metrics`
+//! and `/dashboard`.
 //! With `ADMIN_TOKEN` set, `/health` details and `/metrics` need `Authorization: Bearer <token>`;
 //! `/ready`, `/live`, the bare `/health` status and the (data-free) dashboard page do not.
 

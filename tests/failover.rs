@@ -1,5 +1,6 @@
-//! No downtime: a node that fails mid-traffic costs the client nothing (SPEC §3 failover,
-//! circuit breaker), and writes are never sent twice once they reached a node.
+//! No downtime: a node that fails mid-traffic costs the client nothing (failover and circuit
+//! breaker, docs/architecture.md#failover), and writes are never sent twice once they reached a
+//! node.
 
 mod support;
 

@@ -1,5 +1,6 @@
-//! The JSON-RPC front (SPEC §1): namespaces on every node version, batches, headers, and every
-//! bad input with its documented answer — after which the gateway keeps serving.
+//! The JSON-RPC front (docs/architecture.md#surfaces): namespaces on every node version, batches,
+//! headers, and every bad input with its documented answer — after which the gateway keeps
+//! serving.
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! Correct answers for history: the integrity engine (SPEC §4) in the loop — verdicts in
+//! Correct answers for history: the integrity engine (docs/integrity.md) in the loop — verdicts in
 //! `/health`, `/archiver` and `/pruned` routing by kind and status, failures kept visible.
 
 mod support;

@@ -1,6 +1,7 @@
-//! `/metrics` (SPEC §7): after real traffic through the gateway, every family is there with the
-//! documented labels; backends are named, never addressed; RPC method labels stay inside the
-//! method table plus `other`, whatever names clients send; per-backend gauges follow the fleet.
+//! `/metrics` (docs/observability.md#metrics): after real traffic through the gateway, every
+//! family is there with the documented labels; backends are named, never addressed; RPC method
+//! labels stay inside the method table plus `other`, whatever names clients send; per-backend
+//! gauges follow the fleet.
 
 mod support;
 
@@ -104,7 +105,7 @@ async fn get_with(url: &str, token: Option<&str>) -> (u16, http::HeaderMap, Stri
     (r.status, r.headers, String::from_utf8(r.body.to_vec()).unwrap())
 }
 
-/// Every family SPEC §7 asks for, with its OpenMetrics type.
+/// Every family docs/observability.md#metrics lists, with its OpenMetrics type.
 const FAMILIES: [(&str, &str); 20] = [
     ("requests", "counter"),
     ("upstream_latency_seconds", "histogram"),

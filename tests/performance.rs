@@ -1,5 +1,6 @@
-//! The performance layer (SPEC §5): coalescing, the finality-aware cache with a real Redis
-//! shared by replicas, short-lived tips, and hedging; and rate limits shared through Redis.
+//! The performance layer (docs/architecture.md#cache-coalescing-affinity): coalescing, the
+//! finality-aware cache with a real Redis shared by replicas, short-lived tips, and hedging; and
+//! rate limits shared through Redis.
 
 mod support;
 

@@ -1,4 +1,4 @@
-# Distroless image of sentinel-proxy (SPEC §9). Build: docker build -t sentinel-proxy .
+# Distroless image of sentinel-proxy (README.md#deployment). Build: docker build -t sentinel-proxy .
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .

@@ -121,10 +121,16 @@ pub fn admits(rule: Rule, result: &str, finalized: Option<u64>) -> Option<Durati
     }
 }
 
-/// The cache key: method without namespace plus params, whitespace outside strings removed.
-pub fn key(info: &MethodInfo, params: Option<&RawValue>) -> String {
+/// The cache key: method without namespace plus params, whitespace outside strings removed;
+/// generation-dependent answers are keyed by the caller's namespace too.
+pub fn key(method: &str, info: &MethodInfo, params: Option<&RawValue>) -> String {
     let p = params.map_or("[]", RawValue::get);
-    let mut out = String::with_capacity(info.name.len() + p.len() + 1);
+    let mut out = String::with_capacity(info.name.len() + p.len() + 8);
+    // Answers whose shape depends on the API generation are kept apart per caller generation.
+    if info.by_generation {
+        out.push_str(method.split_once('_').map_or("", |(ns, _)| ns));
+        out.push('/');
+    }
     out.push_str(info.name);
     out.push(':');
     let mut in_string = false;
@@ -370,12 +376,14 @@ mod tests {
     }
 
     #[test]
-    fn keys_ignore_namespace_and_whitespace_but_not_string_content() {
-        let a = key(lookup("aztec_getBlock").unwrap(), Some(&raw("[ 1, {\"a\": \"x y\"} ]")));
-        let b = key(lookup("node_getBlock").unwrap(), Some(&raw("[1,{\"a\":\"x y\"}]")));
-        assert_eq!(a, b);
-        assert_eq!(a, "getBlock:[1,{\"a\":\"x y\"}]");
-        let c = key(lookup("node_getBlock").unwrap(), Some(&raw("[1,{\"a\":\"x  y\"}]")));
-        assert_ne!(a, c);
+    fn keys_ignore_whitespace_but_not_string_content_nor_generation() {
+        let k = |m: &str, p: &str| key(m, lookup(m).unwrap(), Some(&raw(p)));
+        let a = k("aztec_getContract", "[ 1, {\"a\": \"x y\"} ]");
+        assert_eq!(a, k("node_getContract", "[1,{\"a\":\"x y\"}]"), "same shape in every generation");
+        assert_eq!(a, "getContract:[1,{\"a\":\"x y\"}]");
+        assert_ne!(a, k("node_getContract", "[1,{\"a\":\"x  y\"}]"));
+        let v5 = k("aztec_getBlock", "[1]");
+        assert_eq!(v5, "aztec/getBlock:[1]");
+        assert_ne!(v5, k("node_getBlock", "[1]"), "v4 and v5 blocks differ in shape");
     }
 }

@@ -1,32 +1,29 @@
 //! Sending a group of calls to the fleet: pick a node, claim its circuit, send the calls as one
 //! body (one object, or one batch with internal ids 0..n), and fail over to a *different* node on
 //! connect errors, timeouts, 5xx and non-JSON-RPC bodies, up to `MAX_RETRIES` within the request
-//! deadline. Writes are retried only when they never reached a node. A `-32601` to an `aztec_*`
-//! name on a node not known to speak it teaches the node's namespace and re-sends as `node_*`.
+//! deadline. Writes are retried only when they never reached a node.
+//!
+//! Calls go only to nodes that serve them, under the name that node answers ([`compat`]). A
+//! `-32601` answer teaches the node that it lacks the method *as sent*, and the call is sent
+//! to another node that may serve it; it is not a node failure. When no node is left, the
+//! client gets the last node's `-32601`, once. A group no single node can serve whole is split
+//! into its calls.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::value::RawValue;
 use tokio::time::Instant;
 
+use crate::compat;
+pub use crate::compat::Outbound;
 use crate::error::ProxyError;
 use crate::forward::{self, ForwardError, Reply};
 use crate::jsonrpc::{self, Outcome};
 use crate::metrics::{BackendLabel, LatencyLabels, Metrics};
 use crate::selection::{self, Needs, Route};
-use crate::upstream::{Backend, CircuitState, Namespace, Pool, Snapshot};
-
-/// One call of a group, ready to send.
-#[derive(Debug, Clone)]
-pub struct Outbound {
-    /// Method as the client named it.
-    pub method: String,
-    /// Raw params.
-    pub params: Option<Arc<RawValue>>,
-}
+use crate::upstream::{Backend, CircuitState, Pool, Snapshot};
 
 /// What a group got back.
 #[derive(Debug)]
@@ -102,8 +99,18 @@ impl Dispatcher<'_> {
         let mut attempts = 0;
         loop {
             let snapshot = self.pool.snapshot();
-            let Some(pick) = selection::pick(&snapshot, route, &needs) else {
-                return Err(last_error.unwrap_or_else(|| no_route(&snapshot, route)));
+            let Some(pick) = selection::pick(&snapshot, route, &needs, calls) else {
+                if let Some(e) = last_error {
+                    return Err(e);
+                }
+                // Nodes are routable, but none serves every call of the group.
+                if selection::pick(&snapshot, route, &needs, &[]).is_some() {
+                    if calls.len() > 1 {
+                        return Box::pin(self.split(route, calls, needs, write, deadline, request_id)).await;
+                    }
+                    return Err(ProxyError::MethodNotFound(calls[0].method.clone()));
+                }
+                return Err(no_route(&snapshot, route));
             };
             let backend = Arc::clone(&snapshot.backends[pick.index].backend);
             needs.exclude.push(backend.index);
@@ -119,21 +126,25 @@ impl Dispatcher<'_> {
             let started = Instant::now();
             // Writes are never hedged, and with one node there is nowhere to hedge to.
             let (answered, result) = if write || snapshot.backends.len() < 2 {
-                (Arc::clone(&backend), self.attempt(&backend, calls, request_id, timeout).await)
+                (Arc::clone(&backend), self.exchange(&backend, calls, request_id, timeout).await)
             } else {
                 self.attempt_hedged(route, &needs, &backend, calls, request_id, timeout).await
             };
             match result {
                 Ok((reply, outcomes)) => {
                     answered.circuit.on_success();
-                    return Ok(Delivered {
+                    let delivered = Delivered {
                         outcomes,
                         backend: answered.name.clone(),
                         backend_index: answered.index,
                         status: reply.status,
                         headers: reply.aztec_headers,
                         fallback: pick.fallback,
-                    });
+                    };
+                    needs.exclude.push(answered.index);
+                    return Ok(self
+                        .elsewhere_if_lacking(route, calls, needs, write, deadline, request_id, delivered)
+                        .await);
                 }
                 Err(e) => {
                     backend.stats.record_error();
@@ -173,7 +184,7 @@ impl Dispatcher<'_> {
         self.budget.reads.fetch_add(1, Ordering::Relaxed);
         // Pinned once and always awaited in place: awaiting it by value on one path would give
         // the future a second copy of this (large) state.
-        let first = self.attempt(primary, calls, request_id, timeout);
+        let first = self.exchange(primary, calls, request_id, timeout);
         tokio::pin!(first);
         // No timer when the budget is spent: no hedge could be sent anyway.
         let delay = match primary.stats.p95_us() {
@@ -190,12 +201,12 @@ impl Dispatcher<'_> {
             r = &mut first => return (Arc::clone(primary), r),
             () = tokio::time::sleep(delay) => {}
         }
-        let Some(second) = self.hedge_target(route, needs) else { return (Arc::clone(primary), first.await) };
+        let Some(second) = self.hedge_target(route, needs, calls) else { return (Arc::clone(primary), first.await) };
         self.metrics.hedges.inc();
         let hedged_on = Arc::clone(&second);
         // Boxed: the hedge is rare, and inline it would double the size of every read's future
         // (which is moved, byte for byte, on every request).
-        let mut hedge = Box::pin(self.attempt(&hedged_on, calls, request_id, timeout));
+        let mut hedge = Box::pin(self.exchange(&hedged_on, calls, request_id, timeout));
         tokio::select! {
             r = &mut first => match r {
                 Ok(ok) => (Arc::clone(primary), Ok(ok)),
@@ -215,12 +226,12 @@ impl Dispatcher<'_> {
     }
 
     /// Another closed-circuit node for a hedge, within the budget.
-    fn hedge_target(&self, route: Route, needs: &Needs) -> Option<Arc<Backend>> {
+    fn hedge_target(&self, route: Route, needs: &Needs, calls: &[Outbound]) -> Option<Arc<Backend>> {
         if !self.budget.allows() {
             return None;
         }
         let snapshot = self.pool.snapshot();
-        let pick = selection::pick(&snapshot, route, needs)?;
+        let pick = selection::pick(&snapshot, route, needs, calls)?;
         let b = Arc::clone(&snapshot.backends[pick.index].backend);
         if b.circuit.state() != CircuitState::Closed {
             return None;
@@ -229,40 +240,77 @@ impl Dispatcher<'_> {
         Some(b)
     }
 
-    /// One attempt on one node, including the namespace re-send.
-    async fn attempt(
+    /// Calls the node answered `-32601` for: remembers that it lacks them (as sent), and sends
+    /// them to another node that may serve them. Without one, the node's answers stand.
+    #[allow(clippy::too_many_arguments)]
+    async fn elsewhere_if_lacking(
         &self,
-        backend: &Backend,
+        route: Route,
         calls: &[Outbound],
+        needs: Needs,
+        write: bool,
+        deadline: Instant,
         request_id: &str,
-        timeout: Duration,
-    ) -> Result<(Reply, Vec<Outcome>), ForwardError> {
-        let (reply, mut outcomes) = self.exchange(backend, calls, request_id, timeout).await?;
-        let relearn: Vec<usize> = (0..calls.len())
-            .filter(|&i| {
-                matches!(outcomes[i], Outcome::Error { code: -32601, .. })
-                    && calls[i].method.starts_with("aztec_")
-                    && backend.namespace() != Namespace::Aztec
-            })
+        mut delivered: Delivered,
+    ) -> Delivered {
+        let lacking: Vec<usize> = (0..calls.len())
+            .filter(|&i| matches!(delivered.outcomes[i], Outcome::Error { code: jsonrpc::METHOD_NOT_FOUND, .. }))
             .collect();
-        if relearn.is_empty() {
-            if calls
-                .iter()
-                .zip(&outcomes)
-                .any(|(c, o)| c.method.starts_with("aztec_") && matches!(o, Outcome::Result(_)))
-            {
-                backend.set_namespace(Namespace::Aztec);
+        if lacking.is_empty() {
+            return delivered;
+        }
+        let backend = Arc::clone(&self.pool.snapshot().backends[delivered.backend_index].backend);
+        for &i in &lacking {
+            if let Some(m) = compat::lacked_method(&backend, &calls[i]) {
+                if backend.mark_lacking(m) {
+                    tracing::info!(backend = %backend.name, method = m.name, "node lacks method; routing it elsewhere");
+                }
             }
-            return Ok((reply, outcomes));
         }
-        backend.set_namespace(Namespace::Node);
-        tracing::info!(backend = %backend.name, "node answers only node_* names; translating");
-        let again: Vec<Outbound> = relearn.iter().map(|&i| calls[i].clone()).collect();
-        let (_, redo) = self.exchange(backend, &again, request_id, timeout).await?;
-        for (i, o) in relearn.into_iter().zip(redo) {
-            outcomes[i] = o;
+        let again: Vec<Outbound> = lacking.iter().map(|&i| calls[i].clone()).collect();
+        let retried = Box::pin(self.dispatch(route, &again, needs, write, deadline, request_id)).await;
+        if let Ok(other) = retried {
+            if calls.len() == 1 {
+                return other;
+            }
+            for (i, o) in lacking.into_iter().zip(other.outcomes) {
+                delivered.outcomes[i] = o;
+            }
         }
-        Ok((reply, outcomes))
+        delivered
+    }
+
+    /// Sends each call of a group that no single node serves whole on its own, and puts the
+    /// answers back together (named after the first call's node).
+    async fn split(
+        &self,
+        route: Route,
+        calls: &[Outbound],
+        needs: Needs,
+        write: bool,
+        deadline: Instant,
+        request_id: &str,
+    ) -> Result<Delivered, ProxyError> {
+        let each = calls.iter().map(|c| {
+            let needs = needs.clone();
+            async move { self.dispatch(route, std::slice::from_ref(c), needs, write, deadline, request_id).await }
+        });
+        let results = futures::future::join_all(each).await;
+        let mut outcomes = Vec::with_capacity(calls.len());
+        let mut first: Option<Delivered> = None;
+        for r in results {
+            match r {
+                Ok(mut d) => {
+                    outcomes.push(d.outcomes.remove(0));
+                    first.get_or_insert(d);
+                }
+                Err(e) => outcomes.push(e.to_outcome()),
+            }
+        }
+        let mut d = first.ok_or_else(|| ProxyError::MethodNotFound(calls[0].method.clone()))?;
+        d.outcomes = outcomes;
+        d.status = http::StatusCode::OK;
+        Ok(d)
     }
 
     async fn exchange(
@@ -286,13 +334,17 @@ impl Dispatcher<'_> {
     }
 }
 
-/// Encodes calls for `backend` (translated names; internal ids).
+/// Encodes calls for `backend` (the names and params it answers; internal ids).
 fn encode(backend: &Backend, calls: &[Outbound]) -> Bytes {
     let mut out = Vec::with_capacity(
         64 + calls.iter().map(|c| c.params.as_ref().map_or(2, |p| p.get().len()) + 64).sum::<usize>(),
     );
+    let put = |out: &mut Vec<u8>, id: &str, c: &Outbound| {
+        let (name, params) = compat::wire_call(backend, c);
+        jsonrpc::encode_call(out, id, &name, params.as_ref().map(compat::WireParams::get));
+    };
     if let [one] = calls {
-        jsonrpc::encode_call(&mut out, "0", &backend.translate(&one.method), one.params.as_deref());
+        put(&mut out, "0", one);
         return out.into();
     }
     out.push(b'[');
@@ -300,7 +352,7 @@ fn encode(backend: &Backend, calls: &[Outbound]) -> Bytes {
         if i > 0 {
             out.push(b',');
         }
-        jsonrpc::encode_call(&mut out, &i.to_string(), &backend.translate(&c.method), c.params.as_deref());
+        put(&mut out, &i.to_string(), c);
     }
     out.push(b']');
     out.into()

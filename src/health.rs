@@ -91,8 +91,7 @@ pub async fn call_batch(
         if i > 0 {
             body.push(b',');
         }
-        let p = serde_json::value::RawValue::from_string((*params).to_owned()).map_err(|_| ForwardError::NotJsonRpc)?;
-        jsonrpc::encode_call(&mut body, &i.to_string(), method, Some(&p));
+        jsonrpc::encode_call(&mut body, &i.to_string(), method, Some(params));
     }
     body.push(b']');
     let reply = forward::send_limited(client, backend, Bytes::from(body), "monitor", timeout, limit).await?;
@@ -110,10 +109,7 @@ pub async fn call_batch(
 
 /// Full method name for a backend's namespace.
 pub fn full_name(backend: &Backend, name: &str) -> String {
-    match backend.namespace() {
-        Namespace::Node => format!("node_{name}"),
-        _ => format!("aztec_{name}"),
-    }
+    format!("{}_{name}", crate::compat::namespace_for(backend, "aztec"))
 }
 
 /// Probes one backend; learns its namespace and tips method on the way.
@@ -143,7 +139,8 @@ pub async fn probe(
             backend.set_namespace(Namespace::Node);
             continue;
         }
-        if backend.namespace() == Namespace::Unknown {
+        // Learn from the name actually sent: only an `aztec_*` answer proves that namespace.
+        if backend.namespace() == Namespace::Unknown && calls[0].0.starts_with("aztec_") {
             backend.set_namespace(Namespace::Aztec);
         }
         if is_not_found(&outcomes[1]) {

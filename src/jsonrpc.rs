@@ -126,15 +126,18 @@ fn item_of(call: RawCall<'_>) -> Item {
 }
 
 /// Appends `{"jsonrpc":"2.0","id":<id>,"method":<method>,"params":<params>}` to `out`.
-pub fn encode_call(out: &mut Vec<u8>, id: &str, method: &str, params: Option<&RawValue>) {
+pub fn encode_call(out: &mut Vec<u8>, id: &str, method: &str, params: Option<&str>) {
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(b",\"method\":");
     out.extend_from_slice(serde_json::to_string(method).unwrap_or_default().as_bytes());
     out.extend_from_slice(b",\"params\":");
-    out.extend_from_slice(params.map_or("[]", RawValue::get).as_bytes());
+    out.extend_from_slice(params.unwrap_or("[]").as_bytes());
     out.push(b'}');
 }
+
+/// The JSON-RPC code of an unknown method.
+pub const METHOD_NOT_FOUND: i64 = -32601;
 
 /// A node's answer to one call: a result (possibly absent → null) or an error object.
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 //! - [`clock`]: wall-clock Unix timestamps.
 //! - [`config`]: environment / `.env` / TOML → validated [`config::Config`].
 //! - [`jsonrpc`], [`methods`], [`error`]: envelopes, the one method table, the one error mapping.
+//! - [`compat`]: API generations, which node serves which call, and under which name.
 //! - [`integrity`]: pure sentinel-history analysis (scores, kinds, consensus).
 //! - [`upstream`]: backends, live counters, circuit breakers, the `ArcSwap` snapshot pool.
 //! - [`health`], [`monitor`]: probing nodes; the one background writer of the pool.
@@ -17,6 +18,7 @@
 pub mod affinity;
 pub mod cache;
 pub mod clock;
+pub mod compat;
 pub mod coalesce;
 pub mod config;
 pub mod dispatch;

@@ -1,4 +1,4 @@
-//! The one method table: every public Aztec node method (AZTEC-RPC.md §2.1 and §2.2) by its
+//! The one method table: every public Aztec node method (docs/aztec-api.md#method-classes, #renames) by its
 //! name without namespace, with its class. The allow list, retry policy, stickiness, cache,
 //! coalescing and metrics labels all read this table; there is no second list.
 
@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-/// Method class (AZTEC-RPC.md §2 legend).
+/// Method class (docs/aztec-api.md#method-classes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
     /// Immutable once anchored to a finalized block or a content hash.
@@ -33,8 +33,14 @@ pub struct MethodInfo {
     pub name: &'static str,
     /// Class.
     pub class: Class,
-    /// Whether the method only exists on nodes before v5 (`node_*` only).
-    pub legacy_only: bool,
+    /// Oldest node API major version that serves the method.
+    pub since: u8,
+    /// Newest node API major version that serves the method (`u8::MAX`: still served).
+    pub until: u8,
+    /// The answer's shape differs between API generations (`node_*` clients of v4 and older,
+    /// `aztec_*` clients of v5 and newer), so it is served by a node of the caller's
+    /// generation when one is routable, and cached per generation.
+    pub by_generation: bool,
 }
 
 impl MethodInfo {
@@ -42,36 +48,51 @@ impl MethodInfo {
     pub fn is_read(&self) -> bool {
         self.class != Class::Write
     }
+
+    /// Whether a node of API major version `major` serves the method under its own name.
+    pub fn served_by(&self, major: u8) -> bool {
+        (self.since..=self.until).contains(&major)
+    }
 }
 
 macro_rules! table {
-    ($($name:literal => $class:ident $(, $legacy:ident)?;)*) => {
+    ($($name:literal => $class:ident $(, $lo:literal ..= $hi:literal)? $(, $gen:ident)?;)*) => {
         /// Every known public method.
         pub const METHODS: &[MethodInfo] = &[
-            $(MethodInfo { name: $name, class: Class::$class, legacy_only: table!(@l $($legacy)?) },)*
+            $(MethodInfo {
+                name: $name,
+                class: Class::$class,
+                since: table!(@lo $($lo)?),
+                until: table!(@hi $($hi)?),
+                by_generation: table!(@gen $($gen)?),
+            },)*
         ];
     };
-    (@l legacy) => { true };
-    (@l) => { false };
+    (@lo $lo:literal) => { $lo };
+    (@lo) => { 0 };
+    (@hi $hi:literal) => { $hi };
+    (@hi) => { u8::MAX };
+    (@gen by_generation) => { true };
+    (@gen) => { false };
 }
 
 table! {
     "getBlockNumber" => Volatile;
-    "getCheckpointNumber" => Volatile;
-    "getChainTips" => Volatile;
-    "getL1Constants" => Static;
-    "getSyncedL2SlotNumber" => Volatile;
-    "getSyncedL2EpochNumber" => Volatile;
-    "getSyncedL1Timestamp" => Volatile;
+    "getCheckpointNumber" => Volatile, 4..=255;
+    "getChainTips" => Volatile, 5..=255, by_generation;
+    "getL1Constants" => Static, 5..=255;
+    "getSyncedL2SlotNumber" => Volatile, 5..=255;
+    "getSyncedL2EpochNumber" => Volatile, 5..=255;
+    "getSyncedL1Timestamp" => Volatile, 5..=255;
     "getWorldStateSyncStatus" => Volatile;
     "isReady" => Volatile;
-    "getBlock" => Immutable;
-    "getBlockData" => Immutable;
-    "getBlocks" => Immutable;
-    "getCheckpoint" => Immutable;
-    "getCheckpoints" => Immutable;
-    "getCheckpointsData" => Immutable;
-    "getTxReceipt" => Volatile;
+    "getBlock" => Immutable, by_generation;
+    "getBlockData" => Immutable, 5..=255;
+    "getBlocks" => Immutable, by_generation;
+    "getCheckpoint" => Immutable, 5..=255;
+    "getCheckpoints" => Immutable, by_generation;
+    "getCheckpointsData" => Immutable, 5..=255;
+    "getTxReceipt" => Volatile, by_generation;
     "getTxEffect" => ImmutableOnceFound;
     "getTxByHash" => NodeLocal;
     "getTxsByHash" => NodeLocal;
@@ -88,12 +109,12 @@ table! {
     "getNoteHashMembershipWitness" => Immutable;
     "getBlockHashMembershipWitness" => Immutable;
     "getL1ToL2MessageMembershipWitness" => Immutable;
-    "getL1ToL2MessageCheckpoint" => ImmutableOnceFound;
-    "getL1ToL2MessageIndex" => ImmutableOnceFound;
+    "getL1ToL2MessageCheckpoint" => ImmutableOnceFound, 0..=5;
+    "getL1ToL2MessageIndex" => ImmutableOnceFound, 6..=255;
     "getL2ToL1Messages" => Immutable;
-    "getL2ToL1MembershipWitness" => ImmutableOnceFound;
+    "getL2ToL1MembershipWitness" => ImmutableOnceFound, 5..=255;
     "getPrivateLogsByTags" => Volatile;
-    "getPublicLogsByTags" => Volatile;
+    "getPublicLogsByTags" => Volatile, 5..=255;
     "getContractClass" => ImmutableOnceFound;
     "getContract" => Immutable;
     "getNodeInfo" => Static;
@@ -102,33 +123,33 @@ table! {
     "getChainId" => Static;
     "getL1ContractAddresses" => Static;
     "getProtocolContractAddresses" => Static;
-    "getCurrentMinFees" => Volatile;
-    "getMaxPriorityFees" => Volatile;
-    "getPredictedMinFees" => Volatile;
-    "getValidatorsStats" => NodeLocal;
-    "getValidatorStats" => NodeLocal;
-    "getValidatorStatsBatch" => NodeLocal;
-    "getTxEffectMembershipWitness" => ImmutableOnceFound;
-    "getBlockHashMembershipWitnessAtArchive" => ImmutableOnceFound;
+    "getCurrentMinFees" => Volatile, 4..=255;
+    "getMaxPriorityFees" => Volatile, 4..=255;
+    "getPredictedMinFees" => Volatile, 5..=255;
+    "getValidatorsStats" => NodeLocal, by_generation;
+    "getValidatorStats" => NodeLocal, by_generation;
+    "getValidatorStatsBatch" => NodeLocal, 6..=255;
+    "getTxEffectMembershipWitness" => ImmutableOnceFound, 6..=255;
+    "getBlockHashMembershipWitnessAtArchive" => ImmutableOnceFound, 6..=255;
     "getEncodedEnr" => Static;
     "getAllowedPublicSetup" => Static;
-    "getPeers" => NodeLocal;
-    "getCheckpointAttestationsForSlot" => NodeLocal;
-    "getProposalsForSlot" => NodeLocal;
-    "getL2Tips" => Volatile, legacy;
-    "getProvenBlockNumber" => Volatile, legacy;
-    "getCheckpointedBlockNumber" => Volatile, legacy;
-    "getBlockByHash" => ImmutableOnceFound, legacy;
-    "getBlockByArchive" => ImmutableOnceFound, legacy;
-    "getBlockHeader" => Immutable, legacy;
-    "getBlockHeaderByArchive" => ImmutableOnceFound, legacy;
-    "getCheckpointedBlocks" => Immutable, legacy;
-    "getCheckpointsDataForEpoch" => Immutable, legacy;
-    "isL1ToL2MessageSynced" => Volatile, legacy;
-    "getPublicLogs" => Volatile, legacy;
-    "getContractClassLogs" => Volatile, legacy;
-    "getPublicLogsByTagsFromContract" => Volatile, legacy;
-    "getCurrentBaseFees" => Volatile, legacy;
+    "getPeers" => NodeLocal, 5..=255;
+    "getCheckpointAttestationsForSlot" => NodeLocal, 5..=255;
+    "getProposalsForSlot" => NodeLocal, 5..=255;
+    "getL2Tips" => Volatile, 0..=4, by_generation;
+    "getProvenBlockNumber" => Volatile, 0..=4;
+    "getCheckpointedBlockNumber" => Volatile, 4..=4;
+    "getBlockByHash" => ImmutableOnceFound, 0..=4;
+    "getBlockByArchive" => ImmutableOnceFound, 0..=4;
+    "getBlockHeader" => Immutable, 0..=4;
+    "getBlockHeaderByArchive" => ImmutableOnceFound, 0..=4;
+    "getCheckpointedBlocks" => Immutable, 0..=4;
+    "getCheckpointsDataForEpoch" => Immutable, 0..=4;
+    "isL1ToL2MessageSynced" => Volatile, 0..=4;
+    "getPublicLogs" => Volatile, 0..=4;
+    "getContractClassLogs" => Volatile, 0..=4;
+    "getPublicLogsByTagsFromContract" => Volatile, 0..=4;
+    "getCurrentBaseFees" => Volatile, 0..=3;
 }
 
 /// The two public namespaces.
@@ -150,12 +171,15 @@ fn by_name() -> &'static HashMap<&'static str, usize> {
     MAP.get_or_init(|| METHODS.iter().enumerate().map(|(i, m)| (m.name, i)).collect())
 }
 
-/// The same method in the other public namespace (`aztec_x` ↔ `node_x`).
-pub fn other_namespace(method: &str) -> Option<String> {
-    match method.split_once('_')? {
-        ("aztec", rest) => Some(format!("node_{rest}")),
-        ("node", rest) => Some(format!("aztec_{rest}")),
-        _ => None,
+/// Looks a method up by its name without namespace (`getBlock`).
+pub fn by_bare_name(name: &str) -> Option<&'static MethodInfo> {
+    by_name().get(name).map(|&i| &METHODS[i])
+}
+
+impl MethodInfo {
+    /// Position in [`METHODS`] (a stable small id for per-method bit sets).
+    pub fn id(&self) -> usize {
+        by_name().get(self.name).copied().unwrap_or(0)
     }
 }
 
@@ -279,10 +303,14 @@ mod tests {
     }
 
     #[test]
-    fn namespace_translation() {
-        assert_eq!(other_namespace("aztec_getBlock").as_deref(), Some("node_getBlock"));
-        assert_eq!(other_namespace("node_isReady").as_deref(), Some("aztec_isReady"));
-        assert_eq!(other_namespace("p2p_x"), None);
+    fn ids_and_version_ranges() {
         assert!(lookup("aztec_sendTx").is_some_and(|m| !m.is_read()));
+        assert!(METHODS.len() <= 128, "Backend keeps a 128-bit set of lacked methods");
+        for (i, m) in METHODS.iter().enumerate() {
+            assert_eq!(m.id(), i, "{}", m.name);
+            assert!(m.since <= m.until, "{}", m.name);
+        }
+        let tips = by_bare_name("getL2Tips").unwrap();
+        assert!(tips.served_by(4) && !tips.served_by(5) && tips.by_generation);
     }
 }

@@ -27,6 +27,8 @@ pub struct Monitor {
     client: HttpClient,
     /// Learned tips method per backend.
     tips: Vec<TipsMethod>,
+    /// Whether each backend's last probe failed (a recovery may be a restart or an upgrade).
+    down: Vec<bool>,
     /// Integrity parameters, possibly auto-detected.
     params: IntegrityParams,
     /// Epoch parameters already read from a node.
@@ -38,7 +40,15 @@ impl Monitor {
     pub fn new(config: Arc<Config>, pool: Arc<Pool>, client: HttpClient) -> Monitor {
         let n = pool.snapshot().backends.len();
         let params = config.integrity.clone();
-        Monitor { config, pool, client, tips: vec![TipsMethod::default(); n], params, detected: false }
+        Monitor {
+            config,
+            pool,
+            client,
+            tips: vec![TipsMethod::default(); n],
+            down: vec![false; n],
+            params,
+            detected: false,
+        }
     }
 
     /// Runs both loops until `cancel`. The first probe and analysis happen at once.
@@ -69,6 +79,16 @@ impl Monitor {
             async move { health::probe(client, &backend, tips, timeout).await }
         });
         let results: Vec<Result<Probe, String>> = join_all(probes).await;
+        for ((v, r), down) in snap.backends.iter().zip(&results).zip(self.down.iter_mut()) {
+            if let Ok(p) = r {
+                // What a node lacks is learned again after a restart or an upgrade.
+                if *down {
+                    v.backend.forget_lacking();
+                }
+                v.backend.set_package_version(p.package_version.as_deref());
+            }
+            *down = r.is_err();
+        }
         let next = assess(&self.config, &snap, &results);
         self.pool.publish(next);
     }

@@ -200,7 +200,7 @@ fn admit(app: &AppState, item: Item, slots: &mut Vec<Slot>) -> Option<Pending> {
         exclude: Vec::new(),
     };
     let write = info.is_none_or(|m| !m.is_read());
-    let key = info.map(|i| cache::key(i, params.as_deref()));
+    let key = info.map(|i| cache::key(&call.method, i, params.as_deref()));
     let call = Outbound { method: call.method, params };
     Some(Pending { slot, call, info, needs, write, rule: Rule::Never, key, leader: None })
 }

@@ -1,9 +1,10 @@
 //! Pure backend choice: route filter → preference tier → power-of-two-choices on
 //! cost = EWMA latency × (in-flight + 1) ÷ integrity weight. Reads only the snapshot and the
-//! backends' atomics, so it holds under concurrency without a lock (tower `p2c`, SPEC §3).
+//! backends' atomics, so it holds under concurrency without a lock (tower `p2c`, docs/architecture.md#routing).
 
 use rand::Rng;
 
+use crate::compat::{self, Generation, Outbound};
 use crate::integrity::{IntegrityStatus, NodeKind};
 use crate::upstream::{BackendView, Snapshot};
 
@@ -50,7 +51,7 @@ pub struct Pick {
     pub fallback: bool,
 }
 
-/// Preference tier: 0 verified, 1 not analysed yet, 2 bad.
+/// Integrity tier: 0 verified, 1 not analysed yet, 2 bad.
 fn tier(v: &BackendView) -> u8 {
     match v.integrity.verdict.status {
         IntegrityStatus::Perfect | IntegrityStatus::Good => 0,
@@ -59,22 +60,37 @@ fn tier(v: &BackendView) -> u8 {
     }
 }
 
-fn eligible(v: &BackendView, needs: &Needs) -> bool {
+/// Preference: a node of the caller's generation first (when the answer's shape depends on
+/// it), then the integrity tier.
+fn preference(v: &BackendView, prefer: Option<Generation>) -> (bool, u8) {
+    (prefer.is_some_and(|g| !g.fits(v.backend.api_major())), tier(v))
+}
+
+/// The generation whose shapes the group's answers must have, if any call depends on it.
+fn preferred_generation(calls: &[Outbound]) -> Option<Generation> {
+    calls.iter().find(|c| c.info().is_some_and(|i| i.by_generation)).and_then(|c| Generation::of_client(&c.method))
+}
+
+fn eligible(v: &BackendView, needs: &Needs, calls: &[Outbound]) -> bool {
     v.routable()
         && !needs.exclude.contains(&v.backend.index)
         && needs.block.is_none_or(|b| v.health.oldest_historic.is_none_or(|oldest| oldest <= b))
+        && calls.iter().all(|c| compat::serves(&v.backend, c))
 }
 
-/// Chooses a backend for a request, or `None` when nothing is routable for this route.
-pub fn pick(snapshot: &Snapshot, route: Route, needs: &Needs) -> Option<Pick> {
+/// Chooses a backend for `calls`, or `None` when no node that serves them is routable for
+/// this route.
+pub fn pick(snapshot: &Snapshot, route: Route, needs: &Needs, calls: &[Outbound]) -> Option<Pick> {
     if let Some(i) = needs.sticky {
-        if let Some(v) = snapshot.backends.get(i).filter(|v| eligible(v, needs)) {
+        if let Some(v) = snapshot.backends.get(i).filter(|v| eligible(v, needs, calls)) {
             return Some(Pick { index: v.backend.index, fallback: false });
         }
     }
+    let prefer = preferred_generation(calls);
     let candidates = |want: &dyn Fn(&BackendView) -> bool| -> Vec<&BackendView> {
-        snapshot.backends.iter().filter(|v| want(v) && eligible(v, needs)).collect()
+        snapshot.backends.iter().filter(|v| want(v) && eligible(v, needs, calls)).collect()
     };
+    let best = |all: &[&BackendView]| best(all, prefer);
     let archiver_ok = |v: &BackendView| v.is_archiver() && tier(v) == 0;
     match route {
         Route::Any => best(&candidates(&|_| true)).map(|index| Pick { index, fallback: false }),
@@ -91,10 +107,10 @@ pub fn pick(snapshot: &Snapshot, route: Route, needs: &Needs) -> Option<Pick> {
     }
 }
 
-/// P2C within the best non-empty tier.
-fn best(all: &[&BackendView]) -> Option<usize> {
-    let top = all.iter().map(|v| tier(v)).min()?;
-    let tier_members: Vec<&BackendView> = all.iter().copied().filter(|v| tier(v) == top).collect();
+/// P2C within the best non-empty preference tier.
+fn best(all: &[&BackendView], prefer: Option<Generation>) -> Option<usize> {
+    let top = all.iter().map(|v| preference(v, prefer)).min()?;
+    let tier_members: Vec<&BackendView> = all.iter().copied().filter(|v| preference(v, prefer) == top).collect();
     let chosen = match tier_members.len() {
         1 => tier_members[0],
         n => {
@@ -157,10 +173,10 @@ mod tests {
     fn unhealthy_and_excluded_are_never_picked() {
         let s = snapshot(3, |i, v| v.health.healthy = i == 2);
         for _ in 0..50 {
-            assert_eq!(pick(&s, Route::Any, &Needs::default()).unwrap().index, 2);
+            assert_eq!(pick(&s, Route::Any, &Needs::default(), &[]).unwrap().index, 2);
         }
         let needs = Needs { exclude: vec![2], ..Needs::default() };
-        assert_eq!(pick(&s, Route::Any, &needs), None);
+        assert_eq!(pick(&s, Route::Any, &needs, &[]), None);
     }
 
     #[test]
@@ -170,11 +186,11 @@ mod tests {
             1 => {}
             _ => verdict(v, IntegrityStatus::Good, NodeKind::Pruned, 97),
         });
-        assert_eq!(pick(&s, Route::Any, &Needs::default()).unwrap().index, 2);
+        assert_eq!(pick(&s, Route::Any, &Needs::default(), &[]).unwrap().index, 2);
         let needs = Needs { exclude: vec![2], ..Needs::default() };
-        assert_eq!(pick(&s, Route::Any, &needs).unwrap().index, 1);
+        assert_eq!(pick(&s, Route::Any, &needs, &[]).unwrap().index, 1);
         let needs = Needs { exclude: vec![1, 2], ..Needs::default() };
-        assert_eq!(pick(&s, Route::Any, &needs).unwrap().index, 0, "bad serves last");
+        assert_eq!(pick(&s, Route::Any, &needs, &[]).unwrap().index, 0, "bad serves last");
     }
 
     #[test]
@@ -184,9 +200,9 @@ mod tests {
             1 => verdict(v, IntegrityStatus::Perfect, NodeKind::Pruned, 100),
             _ => verdict(v, IntegrityStatus::Perfect, NodeKind::Archiver, 100),
         });
-        assert_eq!(pick(&s, Route::Archiver, &Needs::default()).unwrap().index, 2);
+        assert_eq!(pick(&s, Route::Archiver, &Needs::default(), &[]).unwrap().index, 2);
         let needs = Needs { exclude: vec![2], ..Needs::default() };
-        assert_eq!(pick(&s, Route::Archiver, &needs), None, "never a bad archiver");
+        assert_eq!(pick(&s, Route::Archiver, &needs, &[]), None, "never a bad archiver");
     }
 
     #[test]
@@ -195,9 +211,9 @@ mod tests {
             0 => verdict(v, IntegrityStatus::Perfect, NodeKind::Pruned, 100),
             _ => verdict(v, IntegrityStatus::Perfect, NodeKind::Archiver, 100),
         });
-        assert_eq!(pick(&s, Route::Pruned, &Needs::default()), Some(Pick { index: 0, fallback: false }));
+        assert_eq!(pick(&s, Route::Pruned, &Needs::default(), &[]), Some(Pick { index: 0, fallback: false }));
         let needs = Needs { exclude: vec![0], ..Needs::default() };
-        assert_eq!(pick(&s, Route::Pruned, &needs), Some(Pick { index: 1, fallback: true }));
+        assert_eq!(pick(&s, Route::Pruned, &needs, &[]), Some(Pick { index: 1, fallback: true }));
     }
 
     #[test]
@@ -206,7 +222,7 @@ mod tests {
         s.backends[0].backend.stats.record_latency(Duration::from_millis(50));
         s.backends[1].backend.stats.record_latency(Duration::from_millis(1));
         for _ in 0..20 {
-            assert_eq!(pick(&s, Route::Any, &Needs::default()).unwrap().index, 1);
+            assert_eq!(pick(&s, Route::Any, &Needs::default(), &[]).unwrap().index, 1);
         }
     }
 
@@ -215,9 +231,27 @@ mod tests {
         let s = snapshot(2, |i, v| v.health.oldest_historic = Some(if i == 0 { 1 } else { 900 }));
         let needs = Needs { block: Some(10), ..Needs::default() };
         for _ in 0..20 {
-            assert_eq!(pick(&s, Route::Any, &needs).unwrap().index, 0);
+            assert_eq!(pick(&s, Route::Any, &needs, &[]).unwrap().index, 0);
         }
         let needs = Needs { sticky: Some(1), ..Needs::default() };
-        assert_eq!(pick(&s, Route::Any, &needs).unwrap().index, 1);
+        assert_eq!(pick(&s, Route::Any, &needs, &[]).unwrap().index, 1);
+    }
+
+    #[test]
+    fn only_nodes_that_serve_the_calls_and_the_callers_generation_first() {
+        let s = snapshot(2, |i, v| v.backend.set_package_version(Some(if i == 0 { "4.1.2" } else { "v6.0.0" })));
+        let calls = |m: &str| vec![Outbound { method: m.into(), params: None }];
+        let to = |m: &str| pick(&s, Route::Any, &Needs::default(), &calls(m)).map(|p| p.index);
+        for _ in 0..20 {
+            assert_eq!(to("aztec_getL1Constants"), Some(1), "v5+ only");
+            assert_eq!(to("node_getBlockHeader"), Some(0), "v4 only");
+            assert_eq!(to("node_getValidatorsStats"), Some(0), "v4 caller, v4 shapes");
+            assert_eq!(to("aztec_getValidatorsStats"), Some(1), "v5+ caller, v5+ shapes");
+        }
+        let mixed = [calls("aztec_getL1Constants"), calls("node_getBlockHeader")].concat();
+        assert_eq!(pick(&s, Route::Any, &Needs::default(), &mixed), None, "no node serves both");
+        s.backends[1].backend.mark_lacking(crate::methods::by_bare_name("getL1Constants").unwrap());
+        assert_eq!(to("aztec_getL1Constants"), None, "learned -32601");
+        assert!(to("aztec_getBlockNumber").is_some());
     }
 }

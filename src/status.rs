@@ -77,6 +77,11 @@ pub struct BackendDoc {
     pub version: Option<String>,
     /// Rollup version reported.
     pub rollup_version: Option<u64>,
+    /// API major version the gateway routes by (from the version, else the namespace).
+    pub api_major: Option<u8>,
+    /// Methods the node answered `-32601` for since its last restart or upgrade (they go to
+    /// other nodes).
+    pub lacks_methods: Vec<&'static str>,
     /// Request latency.
     pub latency_ms: LatencySummary,
     /// Attempts sent.
@@ -128,6 +133,8 @@ fn backend_doc(v: &BackendView) -> BackendDoc {
         kind: i.verdict.kind,
         version: v.health.package_version.clone(),
         rollup_version: v.health.rollup_version,
+        api_major: Some(b.api_major()).filter(|&m| m > 0),
+        lacks_methods: b.lacking_methods(),
         latency_ms: b.stats.latency(),
         requests: b.stats.requests(),
         errors: b.stats.errors(),

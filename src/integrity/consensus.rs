@@ -1,4 +1,4 @@
-//! Cross-node consensus on proposer outcomes (SPEC §4, "beyond the prototype").
+//! Cross-node consensus on proposer outcomes (docs/integrity.md#consensus).
 //!
 //! Whether a slot's block/checkpoint was produced is meant to agree across nodes, unlike
 //! attestations, which depend on each node's p2p view and are never compared. For every slot

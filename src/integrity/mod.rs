@@ -1,4 +1,4 @@
-//! Sentinel history integrity analysis (SPEC §4): pure functions, no I/O, no shared state.
+//! Sentinel history integrity analysis (docs/integrity.md): pure functions, no I/O, no shared state.
 //!
 //! The monitor fetches a node's `getValidatorsStats` answer and hands the raw body to
 //! [`analyse_response`]; the result is an [`Analysis`] owned by the caller. Nothing here keeps
@@ -9,7 +9,7 @@
 //! Pipeline:
 //! 1. `parse`: typed serde over the body, borrowing strings from it (no `Value` tree);
 //! 2. `tally`: choose the window of complete epochs and count records per epoch by family;
-//! 3. `score`: the four SPEC rules per epoch (exact integer arithmetic), then the node score;
+//! 3. `score`: the epoch rules of docs/integrity.md#epoch-score (exact integer arithmetic), then the node score;
 //! 4. `consensus`: cross-node majority on each slot's proposer outcome.
 
 mod consensus;
@@ -31,7 +31,7 @@ const MAX_DIMENSION: u64 = 1_000_000;
 /// Largest accepted `check_epochs`: one report is built per window epoch.
 const MAX_CHECK_EPOCHS: u64 = 100_000;
 
-/// Network and policy parameters of one analysis (SPEC §2 variables).
+/// Network and policy parameters of one analysis (docs/integrity.md#parameters).
 #[derive(Clone, Debug)]
 pub struct IntegrityParams {
     /// Slots per epoch, S (`SLOTS_PER_EPOCH`, 32 on today's networks); must be 1..=1,000,000.

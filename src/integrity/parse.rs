@@ -1,4 +1,4 @@
-//! Typed deserialisation of `getValidatorsStats` answers (AZTEC-RPC.md §3.1).
+//! Typed deserialisation of `getValidatorsStats` answers (docs/aztec-api.md#validator-stats).
 //!
 //! The structs borrow from the response body: status strings are `Cow<str>` that only allocate
 //! when the JSON string holds escapes, validator addresses are skipped, and every field the
@@ -67,7 +67,7 @@ pub(super) struct Record<'a> {
     pub(super) status: Cow<'a, str>,
 }
 
-/// Status families of SPEC §4.
+/// Status families (docs/integrity.md#status-families).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Family {
     /// A block/checkpoint was produced; the rest of the committee was expected to attest.
@@ -80,7 +80,7 @@ pub(super) enum Family {
     Other,
 }
 
-/// Map a status string of any node version (AZTEC-RPC.md §3.2) to its family.
+/// Map a status string of any node version (docs/aztec-api.md#statuses) to its family.
 pub(super) fn family(status: &str) -> Family {
     match status {
         "block-mined"

@@ -1,4 +1,4 @@
-//! The scoring rules of SPEC §4, per epoch and per node.
+//! The scoring rules of docs/integrity.md#epoch-score, per epoch and per node.
 //!
 //! Arithmetic is exact: every deduction is a rational with denominator S × E (or a divisor of
 //! it), so the epoch score is computed as the integer `100·S·E − Σ deductions` over `S·E`,
@@ -54,7 +54,7 @@ struct Dims {
 /// One rule: the deduction in units of 1/(S·E) and its issue text, or `None` when it does not apply.
 type Rule = fn(&EpochTally, &Dims) -> Option<(i128, String)>;
 
-/// SPEC §4 rules 1–4, then the consensus rule, in issue order.
+/// Rules 1–4 of docs/integrity.md#epoch-score, then the consensus rule (5), in issue order.
 const RULES: [Rule; 5] = [too_many_validators, proposer_records, attestations, too_few_validators, disputes];
 
 impl EpochTally {

@@ -1,4 +1,4 @@
-//! Window selection and per-epoch counting (SPEC §4): turns a parsed document into an
+//! Window selection and per-epoch counting (docs/integrity.md#window): turns a parsed document into an
 //! [`Analysis`].
 //!
 //! Two passes over the parsed records: the first finds the history's shape (oldest and newest
@@ -142,7 +142,7 @@ fn tally(doc: &StatsDoc<'_>, w: &Window, s: u64) -> (Vec<EpochTally>, SlotOutcom
 }
 
 /// Whether a proposer status says the block/checkpoint landed on L1. Only this is
-/// deterministic across nodes (AZTEC-RPC §3.3): `checkpoint-valid`, `-invalid`,
+/// deterministic across nodes (docs/aztec-api.md#determinism): `checkpoint-valid`, `-invalid`,
 /// `-unvalidated`, `-proposed` come from each node's own p2p view and re-execution, so two
 /// honest nodes may differ on them; consensus compares mined vs not mined only.
 fn mined_on_l1(status: &str) -> bool {

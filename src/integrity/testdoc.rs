@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::parse::{family, Family};
 use super::IntegrityParams;
 
-/// S = 32, E = 24, 10 epochs, threshold 95, archiver above 100 epochs (SPEC §2 defaults).
+/// S = 32, E = 24, 10 epochs, threshold 95, archiver above 100 epochs (the defaults of docs/integrity.md#parameters).
 pub(super) fn params() -> IntegrityParams {
     IntegrityParams {
         slots_per_epoch: 32,

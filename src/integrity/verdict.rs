@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::score::{self, EpochTally};
 use super::{status_for, IntegrityParams};
 
-/// Integrity status of a node (SPEC §4).
+/// Integrity status of a node (docs/integrity.md#node-score-and-status).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IntegrityStatus {

@@ -1,12 +1,12 @@
 //! The backend pool. [`Backend`] is a node's identity plus live counters (written by the request
 //! path with atomics); [`Snapshot`] is the monitor's view of every backend's health and
 //! integrity, published whole through one `ArcSwap` ([`Pool`]) so a request reads one
-//! consistent view without a lock (pingora `Backends`, STYLE §4.4). Only the monitor publishes.
+//! consistent view without a lock (pingora `Backends`, docs/style.md#hot-path-state). Only the monitor publishes.
 
 pub mod circuit;
 pub mod stats;
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -15,6 +15,7 @@ use url::Url;
 
 use crate::config::{redact_url, BackendConfig, Config};
 use crate::integrity::{IntegrityStatus, NodeKind, Verdict};
+use crate::methods::MethodInfo;
 pub use circuit::{Circuit, CircuitState};
 pub use stats::Stats;
 
@@ -46,8 +47,13 @@ pub struct Backend {
     pub stats: Stats,
     /// Circuit breaker.
     pub circuit: Circuit,
-    /// Learned namespace (`Namespace` as u8), written by monitor and request path.
+    /// Learned namespace (`Namespace` as u8), written by the monitor's probe only.
     namespace: AtomicU8,
+    /// API major version from `x-aztec-packageVersion` (0: not known), written by the monitor.
+    major: AtomicU8,
+    /// Methods (bit = [`MethodInfo::id`]) the node answered `-32601` for since its last
+    /// restart or upgrade.
+    lacking: [AtomicU64; 2],
 }
 
 impl Backend {
@@ -62,6 +68,8 @@ impl Backend {
             stats: Stats::default(),
             circuit: Circuit::new(config.circuit_failures, config.circuit_cooldown),
             namespace: AtomicU8::new(0),
+            major: AtomicU8::new(0),
+            lacking: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 
@@ -84,15 +92,56 @@ impl Backend {
         self.namespace.store(v, Ordering::Relaxed);
     }
 
-    /// The method name to send to this backend for a client's method name.
-    pub fn translate<'a>(&self, method: &'a str) -> std::borrow::Cow<'a, str> {
-        match self.namespace() {
-            Namespace::Node if method.starts_with("aztec_") => {
-                crate::methods::other_namespace(method).map_or(method.into(), Into::into)
-            }
-            _ => method.into(),
+    /// The node's API major version: from its package version, else implied by its namespace
+    /// (`node_*` only: 4; `aztec_*`: 5), else 0 (not known yet).
+    pub fn api_major(&self) -> u8 {
+        match (self.major.load(Ordering::Relaxed), self.namespace()) {
+            (0, Namespace::Node) => 4,
+            (0, Namespace::Aztec) => 5,
+            (m, _) => m,
         }
     }
+
+    /// Records the package version the node reports. A change of version (an upgrade, or
+    /// another node behind the same URL) forgets the lacked methods. (The namespace needs no
+    /// forgetting: the probe re-learns it on every `-32601`.)
+    pub fn set_package_version(&self, version: Option<&str>) {
+        let major = version.and_then(package_major).unwrap_or(0);
+        let before = self.major.swap(major, Ordering::Relaxed);
+        if before != 0 && before != major {
+            self.forget_lacking();
+        }
+    }
+
+    /// Forgets the methods learned missing (after a restart or an upgrade).
+    pub fn forget_lacking(&self) {
+        for word in &self.lacking {
+            word.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the node answered `-32601` for `method` since it was last (re)learned.
+    pub fn lacks(&self, method: &MethodInfo) -> bool {
+        let id = method.id();
+        self.lacking[id / 64].load(Ordering::Relaxed) & (1 << (id % 64)) != 0
+    }
+
+    /// Remembers that the node answered `-32601` for `method`; `true` when this is news.
+    pub fn mark_lacking(&self, method: &MethodInfo) -> bool {
+        let id = method.id();
+        let bit = 1 << (id % 64);
+        self.lacking[id / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0
+    }
+
+    /// Names of the methods the node is known to lack (for `/health`).
+    pub fn lacking_methods(&self) -> Vec<&'static str> {
+        crate::methods::METHODS.iter().filter(|m| self.lacks(m)).map(|m| m.name).collect()
+    }
+}
+
+/// The major version of a package version such as `4.1.2` or `v5.2.0-rc.1`.
+pub fn package_major(version: &str) -> Option<u8> {
+    version.trim().trim_start_matches('v').split('.').next()?.parse().ok()
 }
 
 /// Result of the latest health probe of one backend, as published by the monitor.

@@ -95,16 +95,17 @@ impl EncodeLabelValue for Tier {
 pub struct IntegrityStatusLabels {
     /// Backend display name.
     pub backend: String,
-    /// `perfect`, `good`, `bad` or `unknown`.
+    /// `perfect`, `good`, `bad`, `unknown` or `sentinel-off`.
     pub status: &'static str,
 }
 
 /// Every integrity status with its label value, in state-set order.
-const INTEGRITY_STATUSES: [(IntegrityStatus, &str); 4] = [
-    (IntegrityStatus::Perfect, "perfect"),
-    (IntegrityStatus::Good, "good"),
-    (IntegrityStatus::Bad, "bad"),
-    (IntegrityStatus::Unknown, "unknown"),
+const INTEGRITY_STATUSES: [IntegrityStatus; 5] = [
+    IntegrityStatus::Perfect,
+    IntegrityStatus::Good,
+    IntegrityStatus::Bad,
+    IntegrityStatus::Unknown,
+    IntegrityStatus::SentinelOff,
 ];
 
 fn latency_histogram() -> Histogram {
@@ -294,8 +295,8 @@ impl Metrics {
         let verdict = &v.integrity.verdict;
         self.integrity_score.get_or_create(&l).set(score_value(verdict.status, verdict.score));
         self.integrity_checked.get_or_create(&l).set(gauge_value(v.integrity.checked_at.unwrap_or(0)));
-        for (status, label) in INTEGRITY_STATUSES {
-            let sl = IntegrityStatusLabels { backend: name.clone(), status: label };
+        for status in INTEGRITY_STATUSES {
+            let sl = IntegrityStatusLabels { backend: name.clone(), status: status.as_str() };
             let on = i64::from(status == verdict.status);
             self.integrity_status.get_or_create(&sl).set(on);
         }
@@ -311,12 +312,13 @@ impl Metrics {
     }
 }
 
-/// Gauge value of the integrity score: -1 while the status is unknown (a real score of 0 is a
-/// very different thing from "not analysed").
+/// Gauge value of the integrity score: -1 while there is no verdict (a real score of 0 is a
+/// very different thing from "not analysed" or "sentinel off").
 fn score_value(status: IntegrityStatus, score: u8) -> i64 {
-    match status {
-        IntegrityStatus::Unknown => -1,
-        _ => i64::from(score),
+    if status.judged() {
+        i64::from(score)
+    } else {
+        -1
     }
 }
 

@@ -55,7 +55,7 @@ pub struct Pick {
 fn tier(v: &BackendView) -> u8 {
     match v.integrity.verdict.status {
         IntegrityStatus::Perfect | IntegrityStatus::Good => 0,
-        IntegrityStatus::Unknown => 1,
+        IntegrityStatus::Unknown | IntegrityStatus::SentinelOff => 1,
         IntegrityStatus::Bad => 2,
     }
 }
@@ -136,7 +136,7 @@ fn cost(v: &BackendView) -> f64 {
     let ewma = v.backend.stats.decayed_ewma_us();
     let latency = if ewma > 0.0 { ewma } else { 1000.0 };
     let weight = match v.integrity.verdict.status {
-        IntegrityStatus::Unknown => 1.0,
+        IntegrityStatus::Unknown | IntegrityStatus::SentinelOff => 1.0,
         _ => f64::from(v.integrity.verdict.score.max(5)) / 100.0,
     };
     latency * f64::from(v.backend.stats.in_flight() + 1) / weight

@@ -140,13 +140,22 @@ async fn last_good_verdict_stays_visible_when_a_check_fails() {
 }
 
 #[tokio::test]
-async fn disabled_sentinel_is_unknown_with_a_reason() {
+async fn disabled_sentinel_is_its_own_state_not_bad() {
     let n = sim(HistoryProfile::Disabled, 0).await;
     let mut proxy = TestProxy::start(&[&n], &PARAMS).await;
     proxy.check_integrity().await;
-    let i = proxy.backend(0).await["integrity"].clone();
-    assert_eq!(i["status"], "unknown");
+    let b = proxy.backend(0).await;
+    let i = &b["integrity"];
+    assert_eq!(i["status"], "sentinel-off", "{i}");
     assert!(i["reason"].as_str().unwrap().contains("disabled"), "{i}");
+    assert_eq!(i["error"], serde_json::Value::Null, "not a failed check: {i}");
+    assert_eq!(b["routable"], true, "cannot be judged, so not quarantined: {b}");
+    let metrics = String::from_utf8(support::get(&format!("{}/metrics", proxy.url)).await.body.to_vec()).unwrap();
+    assert!(
+        metrics.contains(r#"sentinel_proxy_backend_integrity_status{backend="node-0",status="sentinel-off"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"sentinel_proxy_backend_integrity_score{backend="node-0"} -1"#), "{metrics}");
     send_many(&proxy.url, 3).await;
 }
 

@@ -158,6 +158,6 @@ mod tests {
         let mut nodes = vec![node("a", None), node("b", Some(102 * 32)), ("off".to_owned(), disabled)];
         apply_consensus(&mut nodes, &params());
         assert_eq!(nodes[1].1.verdict.score, 100);
-        assert_eq!(nodes[2].1.verdict.status, IntegrityStatus::Unknown);
+        assert_eq!(nodes[2].1.verdict.status, IntegrityStatus::SentinelOff);
     }
 }

@@ -31,10 +31,10 @@ struct Window {
 /// Analyse a parsed document; parameters are already validated.
 pub(super) fn analyse_doc(doc: &StatsDoc<'_>, params: &IntegrityParams) -> Analysis {
     if doc.slot_window == Some(0) {
-        return Analysis::unknown("sentinel disabled (slotWindow 0)");
+        return Analysis::unjudged(IntegrityStatus::SentinelOff, "sentinel disabled (slotWindow 0)");
     }
     let Some(shape) = shape(doc) else {
-        return Analysis::unknown("sentinel history is empty");
+        return Analysis::unjudged(IntegrityStatus::Unknown, "sentinel history is empty");
     };
     let s = params.slots_per_epoch;
     let window = window(doc, &shape, params);

@@ -20,8 +20,30 @@ pub enum IntegrityStatus {
     Good,
     /// Node score below the threshold.
     Bad,
-    /// Not analysed (yet), sentinel disabled, or no history at all.
+    /// Not analysed (yet), or no history at all.
     Unknown,
+    /// The node's sentinel is disabled (`{"stats":{},"slotWindow":0}`): nothing to judge. Not
+    /// a fault, and not `bad`: such a node serves like one not analysed yet.
+    #[serde(rename = "sentinel-off")]
+    SentinelOff,
+}
+
+impl IntegrityStatus {
+    /// The status as shown in `/health`, labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrityStatus::Perfect => "perfect",
+            IntegrityStatus::Good => "good",
+            IntegrityStatus::Bad => "bad",
+            IntegrityStatus::Unknown => "unknown",
+            IntegrityStatus::SentinelOff => "sentinel-off",
+        }
+    }
+
+    /// Whether a verdict was reached (perfect, good or bad).
+    pub fn judged(self) -> bool {
+        matches!(self, IntegrityStatus::Perfect | IntegrityStatus::Good | IntegrityStatus::Bad)
+    }
 }
 
 /// History depth class of a node.
@@ -114,12 +136,12 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    /// An `unknown` verdict with a reason (disabled sentinel, empty history).
-    pub(super) fn unknown(reason: &str) -> Self {
+    /// An unjudged verdict (`unknown` or `sentinel-off`) with a reason.
+    pub(super) fn unjudged(status: IntegrityStatus, reason: &str) -> Self {
         Self {
             verdict: Verdict {
                 score: 0,
-                status: IntegrityStatus::Unknown,
+                status,
                 kind: NodeKind::Pruned,
                 depth_epochs: 0,
                 missing_epochs: Vec::new(),

@@ -232,7 +232,7 @@ impl BackendView {
 
     /// Whether the integrity verdict says archiver.
     pub fn is_archiver(&self) -> bool {
-        self.integrity.verdict.kind == NodeKind::Archiver && self.integrity.verdict.status != IntegrityStatus::Unknown
+        self.integrity.verdict.kind == NodeKind::Archiver && self.integrity.verdict.status.judged()
     }
 }
 

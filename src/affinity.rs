@@ -4,13 +4,42 @@
 //!
 //! The tx hash is read from `params[0].txHash` of `sendTx` (the serialized `Tx` carries it).
 //! A client that sends txs without it simply gets no stickiness.
+//!
+//! This module owns the pin table, [`Sticky`] (`moka`: bounded, entries expire after 30 min);
+//! the gateway's state holds one, and only [`observe`] writes it. The functions take anything
+//! that holds the table (`AsRef<Sticky>`, e.g. the gateway's `AppState`), so this module needs
+//! nothing from the layers above it.
+
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::jsonrpc::{self, Outcome};
 use crate::methods::{self, MethodInfo};
-use crate::server::AppState;
+
+/// Read-your-writes pins: tx hash (lower case) → backend index, bounded and expiring.
+#[derive(Debug)]
+pub struct Sticky(moka::sync::Cache<String, usize>);
+
+impl Sticky {
+    /// At most 100 000 pins, each forgotten 30 minutes after it was made.
+    pub fn new() -> Sticky {
+        Sticky(moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(1800)).build())
+    }
+}
+
+impl Default for Sticky {
+    fn default() -> Sticky {
+        Sticky::new()
+    }
+}
+
+impl AsRef<Sticky> for Sticky {
+    fn as_ref(&self) -> &Sticky {
+        self
+    }
+}
 
 #[derive(Deserialize)]
 struct TxLike<'a> {
@@ -30,12 +59,12 @@ fn first_str(params: Option<&RawValue>) -> Option<String> {
 }
 
 /// The node a receipt / tx look-up must go to, if the tx was sent through us.
-pub fn sticky_for(app: &AppState, info: Option<&MethodInfo>, params: Option<&RawValue>) -> Option<usize> {
+pub fn sticky_for(app: &impl AsRef<Sticky>, info: Option<&MethodInfo>, params: Option<&RawValue>) -> Option<usize> {
     let name = info?.name;
     if name != "getTxReceipt" && name != "getTxByHash" {
         return None;
     }
-    app.sticky.get(&first_str(params)?.to_ascii_lowercase())
+    app.as_ref().0.get(&first_str(params)?.to_ascii_lowercase())
 }
 
 /// An explicit block number as first param of a world-state method.
@@ -47,7 +76,7 @@ pub fn historic_block(info: Option<&MethodInfo>, params: Option<&RawValue>) -> O
 }
 
 /// Remembers which node took a tx; forgets once its receipt is mined.
-pub fn observe(app: &AppState, method: &str, params: Option<&RawValue>, outcome: &Outcome, backend: usize) {
+pub fn observe(app: &impl AsRef<Sticky>, method: &str, params: Option<&RawValue>, outcome: &Outcome, backend: usize) {
     let Some(info) = methods::lookup(method) else { return };
     match (info.name, outcome) {
         ("sendTx", Outcome::Result(_)) => {
@@ -56,7 +85,7 @@ pub fn observe(app: &AppState, method: &str, params: Option<&RawValue>, outcome:
                 v.first()?.tx_hash.map(str::to_ascii_lowercase)
             });
             if let Some(h) = hash {
-                app.sticky.insert(h, backend);
+                app.as_ref().0.insert(h, backend);
             }
         }
         ("getTxReceipt", Outcome::Result(Some(r))) => {
@@ -64,7 +93,7 @@ pub fn observe(app: &AppState, method: &str, params: Option<&RawValue>, outcome:
                 serde_json::from_str::<ReceiptLike<'_>>(r.get()).ok().and_then(|x| x.status.map(str::to_owned));
             if status.is_some_and(|s| s != "pending" && s != "dropped") {
                 if let Some(h) = first_str(params) {
-                    app.sticky.invalidate(&h.to_ascii_lowercase());
+                    app.as_ref().0.invalidate(&h.to_ascii_lowercase());
                 }
             }
         }

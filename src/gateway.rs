@@ -1,25 +1,57 @@
-//! Wiring one gateway: state, monitor and HTTP server from a [`Config`], with graceful
-//! shutdown (stop accepting, let in-flight requests finish within `SHUTDOWN_GRACE_MS`).
+//! Wiring one gateway from a [`Config`]: the shared [`AppState`] (Redis connection, rate
+//! limiter, cache, pool, metrics), the monitor that publishes the pool's snapshots and the HTTP
+//! server, with graceful shutdown (stop accepting, let in-flight requests finish within
+//! `SHUTDOWN_GRACE_MS`).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::affinity::Sticky;
+use crate::cache::Cache;
+use crate::coalesce::Coalescer;
 use crate::config::Config;
+use crate::dispatch::HedgeBudget;
+use crate::methods::Policy;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
-use crate::server::{self, AppState};
+use crate::ratelimit::RateLimiter;
+use crate::server;
+use crate::shared::Shared;
+use crate::state::{AppState, Inner};
 use crate::upstream::Pool;
 
-/// Builds the shared state and the monitor that will publish its snapshots.
+/// Builds the shared state and the monitor that will publish its snapshots. Needs a Tokio
+/// runtime when `REDIS_URL` is set (the connection is made in the background).
 pub fn build(config: Config) -> (AppState, Monitor) {
     let config = Arc::new(config);
     let pool = Arc::new(Pool::new(&config));
-    let state = AppState::new(Arc::clone(&config), Arc::clone(&pool), Arc::new(Metrics::new()));
+    let state = state(Arc::clone(&config), Arc::clone(&pool), Arc::new(Metrics::new()));
     let monitor = Monitor::new(config, pool, crate::forward::client());
     (state, monitor)
+}
+
+/// The shared state for a configuration and pool; the cache and the limiter share one Redis
+/// connection when `REDIS_URL` is set.
+fn state(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>) -> AppState {
+    let redis = config.redis_url.as_ref().map(|url| Shared::connect(url.as_str(), Arc::clone(&metrics)));
+    AppState::new(Inner {
+        policy: Policy::new(&config.allow_methods, &config.deny_methods),
+        sticky: Sticky::new(),
+        in_flight: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+        limiter: RateLimiter::new(&config, redis.clone(), Arc::clone(&metrics)),
+        cache: Cache::new(&config, redis, Arc::clone(&metrics)),
+        coalescer: Arc::new(Coalescer::default()),
+        hedge_budget: HedgeBudget::default(),
+        started: Instant::now(),
+        metrics,
+        pool,
+        config,
+    })
 }
 
 /// Runs the monitor, and the server on `listener` with one single-threaded runtime per worker

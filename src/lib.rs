@@ -10,10 +10,13 @@
 //! - [`health`], [`monitor`]: probing nodes; the one background writer of the pool.
 //! - [`selection`]: pure choice of a node (tiers + power of two choices).
 //! - [`forward`], [`dispatch`]: the pooled client; one group of calls with failover.
-//! - [`cache`], [`coalesce`], [`affinity`]: what may be shared, and what must stick to a node;
-//!   [`shared`]: the Redis connection replicas share (cache tier 2, rate limits).
-//! - [`proxy`]: the request path; [`ratelimit`], [`metrics`], [`status`]: limits and insight.
-//! - [`server`], [`gateway`]: HTTP surfaces and wiring; [`simulator`]: the simulated Aztec node.
+//! - [`cache`], [`coalesce`], [`affinity`]: what may be shared, and what must stick to a node
+//!   (affinity owns its pin table); [`shared`]: the Redis connection replicas share (cache
+//!   tier 2, rate limits); [`ratelimit`], [`metrics`]: limits and counters.
+//! - [`state`]: [`state::AppState`], the shared state every request and operator surface reads.
+//! - [`proxy`]: the request path; [`status`]: operator insight.
+//! - [`server`]: HTTP surfaces; [`gateway`]: wiring (state, monitor, workers) and shutdown;
+//!   [`simulator`]: the simulated Aztec node.
 
 pub mod affinity;
 pub mod cache;
@@ -37,5 +40,6 @@ pub mod selection;
 pub mod server;
 pub mod shared;
 pub mod simulator;
+pub mod state;
 pub mod status;
 pub mod upstream;

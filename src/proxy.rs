@@ -19,7 +19,7 @@ use crate::jsonrpc::{self, Body, BodyError, Item, Outcome};
 use crate::methods::{self, Class, MethodInfo};
 use crate::metrics::{Metrics, ReasonLabel, RequestLabels};
 use crate::selection::{Needs, Route};
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// The gateway's answer to one HTTP request.
 #[derive(Debug, Default)]

@@ -1,5 +1,5 @@
-//! HTTP surfaces: [`AppState`], the operator router ([`app`]) and [`serve`] with graceful
-//! shutdown. `POST /`, `/archiver`, `/pruned` carry JSON-RPC; `GET /health`, `/ready`, `/live`,
+//! HTTP surfaces: the operator router ([`app`]) and [`serve`] with graceful shutdown, over the
+//! gateway's shared [`AppState`] (built by `gateway::build`). `POST /`, `/archiver`, `/pruned` carry JSON-RPC; `GET /health`, `/ready`, `/live`,
 //! `/metrics` and `/dashboard` are for operators.
 //!
 //! [`serve`] runs hyper directly: JSON-RPC posts go straight to [`rpc`] (no router, no
@@ -9,7 +9,6 @@
 //! slow-header clients and idle keep-alive connections, like nginx's `client_header_timeout`).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use std::convert::Infallible;
@@ -24,97 +23,17 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use ipnet::IpNet;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::cache::Cache;
-use crate::coalesce::Coalescer;
-use crate::config::Config;
-use crate::dispatch::{Dispatcher, HedgeBudget};
 use crate::error::ProxyError;
-use crate::forward::{self, X_REQUEST_ID};
-use crate::methods::Policy;
-use crate::metrics::Metrics;
+use crate::forward::X_REQUEST_ID;
 use crate::proxy::{self, RpcResponse};
-use crate::ratelimit::RateLimiter;
 use crate::selection::Route;
-use crate::shared::Shared;
+use crate::state::AppState;
 use crate::status;
-use crate::upstream::Pool;
-
-/// Shared state of one gateway; cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppState(Arc<Inner>);
-
-/// What [`AppState`] holds.
-#[derive(Debug)]
-pub struct Inner {
-    /// Validated configuration.
-    pub config: Arc<Config>,
-    /// Backend pool (read per request, published by the monitor).
-    pub pool: Arc<Pool>,
-    /// Method allow / deny policy.
-    pub policy: Policy,
-    /// Metrics registry and handles.
-    pub metrics: Arc<Metrics>,
-    /// Read-your-writes pins: tx hash → backend index (bounded, expiring).
-    pub sticky: moka::sync::Cache<String, usize>,
-    /// Requests served at once (overload → 429).
-    pub in_flight: Arc<Semaphore>,
-    /// Per-client rate limiter.
-    pub limiter: RateLimiter,
-    /// Answer cache (memory + Redis).
-    pub cache: Cache,
-    /// In-flight identical reads.
-    pub coalescer: Arc<Coalescer>,
-    /// Hedge accounting (≤ 10 % extra reads).
-    pub hedge_budget: HedgeBudget,
-    /// When the gateway started.
-    pub started: std::time::Instant,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-impl AppState {
-    /// Builds the state for a configuration and pool.
-    pub fn new(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>) -> AppState {
-        let policy = Policy::new(&config.allow_methods, &config.deny_methods);
-        let redis = config.redis_url.as_ref().map(|url| Shared::connect(url.as_str(), Arc::clone(&metrics)));
-        AppState(Arc::new(Inner {
-            policy,
-            sticky: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(1800)).build(),
-            in_flight: Arc::new(Semaphore::new(config.max_concurrent_requests)),
-            limiter: RateLimiter::new(&config, redis.clone(), Arc::clone(&metrics)),
-            cache: Cache::new(&config, redis, Arc::clone(&metrics)),
-            coalescer: Arc::new(Coalescer::default()),
-            hedge_budget: HedgeBudget::default(),
-            started: std::time::Instant::now(),
-            metrics,
-            pool,
-            config,
-        }))
-    }
-
-    /// The failover dispatcher over this state.
-    pub fn dispatcher(&self) -> Dispatcher<'_> {
-        Dispatcher {
-            pool: &self.pool,
-            client: forward::local_client(),
-            metrics: &self.metrics,
-            max_retries: self.config.max_retries,
-            attempt_timeout: self.config.attempt_timeout,
-            request_timeout: self.config.request_timeout,
-            budget: &self.hedge_budget,
-        }
-    }
-}
 
 /// The router of the operator surfaces (JSON-RPC posts never reach it: [`serve`] answers them
 /// first; any other method on a JSON-RPC path gets 405).
@@ -155,7 +74,7 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
     let request_id = request_id(req.headers());
     let span = tracing::info_span!("rpc", request_id = %request_id, route = route.as_str());
     let resp = async {
-        let client = client_ip(app, peer.ip(), req.headers());
+        let client = client_ip(&app.config.trusted_proxies, peer.ip(), req.headers());
         if let Err(e) = app.limiter.check(client).await {
             app.metrics.rate_limited.inc();
             return proxy::reject(app, &e);
@@ -192,7 +111,9 @@ fn log_outcome(resp: &RpcResponse, elapsed: Duration) {
     if !resp.status.is_server_error() && !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }
-    let backend = resp.backends.join(",");
+    // No node answered (the gateway rejected the request, or every attempt failed): say so
+    // rather than log an empty field.
+    let backend = if resp.backends.is_empty() { "none".to_owned() } else { resp.backends.join(",") };
     let ms = (elapsed.as_secs_f64() * 1e5).round() / 100.0;
     if resp.status.is_server_error() {
         let error = resp.error.as_deref().unwrap_or("");
@@ -248,11 +169,10 @@ fn into_http(r: RpcResponse, request_id: String) -> Response {
     resp
 }
 
-/// The client's `x-request-id` when sane (≤ 128 chars of `[A-Za-z0-9._:-]`), else a new one.
+/// The client's `x-request-id` when sane (see [`sane_request_id`]), else a new one (16 hex
+/// digits).
 pub fn request_id(headers: &HeaderMap) -> String {
-    let given = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|s| {
-        !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
-    });
+    let given = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|s| sane_request_id(s));
     match given {
         Some(s) => s.to_owned(),
         None => {
@@ -263,10 +183,16 @@ pub fn request_id(headers: &HeaderMap) -> String {
     }
 }
 
-/// The client address: the peer, or the first untrusted hop of `X-Forwarded-For` when the peer
-/// is a trusted proxy.
-fn client_ip(app: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-    let trusted = |ip: &IpAddr| app.config.trusted_proxies.iter().any(|n| n.contains(ip));
+/// Whether a client's request id may be echoed, sent to nodes and logged: 1 to 128 characters
+/// of `[A-Za-z0-9._:-]` (nothing that could break a header, a log line or a label).
+fn sane_request_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+/// The client address: the peer, or the first untrusted hop of `X-Forwarded-For` (read from
+/// the right) when the peer is one of the `trusted` proxies.
+fn client_ip(trusted: &[IpNet], peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !trusted(&peer) {
         return peer;
     }
@@ -339,4 +265,71 @@ pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationT
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_rules() {
+        let long_ok = "a".repeat(128);
+        let too_long = "a".repeat(129);
+        let cases: &[(&str, bool)] = &[
+            ("abc-123", true),
+            ("req.1:2_3-4", true),
+            ("ABCdef0189", true),
+            (&long_ok, true),
+            ("", false),
+            (&too_long, false),
+            ("has space", false),
+            ("semi;colon", false),
+            ("slash/", false),
+            ("quote\"", false),
+            ("ümlaut", false),
+            ("new\nline", false),
+        ];
+        for (given, kept) in cases {
+            assert_eq!(sane_request_id(given), *kept, "{given:?}");
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(given) {
+                h.insert(&X_REQUEST_ID, v);
+            }
+            let id = request_id(&h);
+            if *kept {
+                assert_eq!(&id, given);
+            } else {
+                assert_eq!(id.len(), 16, "{given:?} → {id}");
+                assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+            }
+        }
+        assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()), "generated ids differ");
+    }
+
+    #[test]
+    fn client_ip_rules() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // (trusted proxies, peer, X-Forwarded-For, expected client)
+        let cases: &[(&[IpNet], &str, Option<&str>, &str)] = &[
+            (&trusted, "203.0.113.9", None, "203.0.113.9"),
+            (&trusted, "203.0.113.9", Some("198.51.100.1"), "203.0.113.9"), // untrusted peer: header ignored
+            (&trusted, "10.1.2.3", None, "10.1.2.3"),
+            (&trusted, "10.1.2.3", Some("198.51.100.1"), "198.51.100.1"),
+            (&trusted, "10.1.2.3", Some("198.51.100.1, 10.9.9.9"), "198.51.100.1"), // trusted hops skipped
+            (&trusted, "10.1.2.3", Some("1.1.1.1, 198.51.100.1"), "198.51.100.1"),  // rightmost untrusted wins
+            (&trusted, "10.1.2.3", Some("garbage, 198.51.100.1 "), "198.51.100.1"),
+            (&trusted, "10.1.2.3", Some("garbage"), "10.1.2.3"),
+            (&trusted, "10.1.2.3", Some("10.4.4.4, 10.5.5.5"), "10.1.2.3"), // all trusted: the peer
+            (&trusted, "::1", Some("2001:db8::7"), "2001:db8::7"),
+            (&[], "10.1.2.3", Some("198.51.100.1"), "10.1.2.3"), // nothing trusted
+        ];
+        for (trusted, peer, xff, want) in cases {
+            let mut h = HeaderMap::new();
+            if let Some(x) = xff {
+                h.insert("x-forwarded-for", HeaderValue::from_str(x).unwrap());
+            }
+            assert_eq!(client_ip(trusted, ip(peer), &h), ip(want), "peer {peer}, xff {xff:?}");
+        }
+    }
 }

@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
 use crate::integrity::{EpochReport, IntegrityStatus, NodeKind};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::upstream::stats::LatencySummary;
 use crate::upstream::{BackendView, CircuitState};
 

@@ -134,17 +134,24 @@ impl Chain {
         out.push(b'}');
     }
 
-    /// Appends the block header of block `n` (`BlockHeader.toJSON` shape).
-    pub(crate) fn write_header(&self, out: &mut Vec<u8>, n: u64) {
+    /// Appends the block header of block `n` as the node of `version` serializes its
+    /// `BlockHeader`: from v4 on (checkpoints) the content commitment moved to the checkpoint
+    /// header, so a block header is `lastArchive, state, spongeBlobHash, globalVariables,
+    /// totalFees, totalManaUsed`; v3 headers still carry `contentCommitment`. Every hash and
+    /// root is a BN254 field element, and `totalFees` / `totalManaUsed` are fields too.
+    pub(crate) fn write_header(&self, out: &mut Vec<u8>, n: u64, version: ApiVersion) {
         out.extend_from_slice(b"{\"lastArchive\":");
         self.write_archive(out, n.saturating_sub(1));
-        out.extend_from_slice(b",\"contentCommitment\":{\"blobsHash\":");
-        write_field(out, self.tag(TAG_STATE + 1), n);
-        out.extend_from_slice(b",\"inHash\":");
-        write_field(out, self.tag(TAG_STATE + 2), n);
-        out.extend_from_slice(b",\"outHash\":");
-        write_field(out, self.tag(TAG_STATE + 3), n);
-        out.extend_from_slice(b"},\"state\":{");
+        if version <= ApiVersion::V3 {
+            out.extend_from_slice(b",\"contentCommitment\":{\"blobsHash\":");
+            write_field(out, self.tag(TAG_STATE + 1), n);
+            out.extend_from_slice(b",\"inHash\":");
+            write_field(out, self.tag(TAG_STATE + 2), n);
+            out.extend_from_slice(b",\"outHash\":");
+            write_field(out, self.tag(TAG_STATE + 3), n);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b",\"state\":{");
         self.write_tree(out, "l1ToL2MessageTree", 1, n, 16);
         out.extend_from_slice(b",\"partial\":{");
         self.write_tree(out, "noteHashTree", 2, n, 64);
@@ -170,7 +177,11 @@ impl Chain {
         write_field(out, self.tag(TAG_COINBASE + 1), self.slot_of(n) % 97);
         out.extend_from_slice(b",\"gasFees\":");
         self.write_fees(out, n);
-        out.extend_from_slice(b"},\"totalFees\":\"0\",\"totalManaUsed\":\"0\"}");
+        out.extend_from_slice(b"},\"totalFees\":");
+        write_small_field(out, 0);
+        out.extend_from_slice(b",\"totalManaUsed\":");
+        write_small_field(out, 0);
+        out.push(b'}');
     }
 
     /// Appends `{feePerDaGas, feePerL2Gas}` for block `n`, as decimal strings.
@@ -181,23 +192,30 @@ impl Chain {
     }
 
     /// Appends block `n` in the version's `getBlock` shape.
+    ///
+    /// v4 is exactly what a 4.x node serializes from its `L2Block`: `archive, header, body,
+    /// checkpointNumber, indexWithinCheckpoint` (no `hash` or `number`: the client derives
+    /// them). v3 blocks carry `hash` and `number` and no checkpoint; v5+ blocks carry `hash`,
+    /// `number` and the checkpoint position, and no body.
     pub(crate) fn write_block(&self, out: &mut Vec<u8>, n: u64, version: ApiVersion) {
-        out.extend_from_slice(b"{\"header\":");
-        self.write_header(out, n);
-        out.extend_from_slice(b",\"archive\":");
+        out.extend_from_slice(b"{\"archive\":");
         self.write_archive(out, n);
-        out.extend_from_slice(b",\"hash\":");
-        self.write_block_hash(out, n);
-        out.extend_from_slice(b",\"number\":");
-        write_u64(out, n);
+        out.extend_from_slice(b",\"header\":");
+        self.write_header(out, n, version);
+        if version <= ApiVersion::V4 {
+            out.extend_from_slice(b",\"body\":{\"txEffects\":[]}");
+        }
+        if version != ApiVersion::V4 {
+            out.extend_from_slice(b",\"hash\":");
+            self.write_block_hash(out, n);
+            out.extend_from_slice(b",\"number\":");
+            write_u64(out, n);
+        }
         if version >= ApiVersion::V4 {
             out.extend_from_slice(b",\"checkpointNumber\":");
             write_u64(out, self.slot_of(n));
             out.extend_from_slice(b",\"indexWithinCheckpoint\":");
             write_u64(out, n % self.blocks_per_slot);
-        }
-        if version <= ApiVersion::V4 {
-            out.extend_from_slice(b",\"body\":{\"txEffects\":[]}");
         }
         out.push(b'}');
     }
@@ -332,13 +350,24 @@ mod tests {
     #[test]
     fn blocks_are_valid_json() {
         let c = chain();
-        for v in [ApiVersion::V3, ApiVersion::V4, ApiVersion::V5] {
+        for v in [ApiVersion::V3, ApiVersion::V4, ApiVersion::V5, ApiVersion::V6] {
             let mut out = Vec::new();
             c.write_block(&mut out, 42, v);
             let block: Value = serde_json::from_slice(&out).unwrap();
-            assert_eq!(block["number"], 42);
+            assert_eq!(block.get("number").is_some(), v != ApiVersion::V4, "{v}");
+            assert_eq!(block.get("body").is_some(), v <= ApiVersion::V4, "{v}");
             assert_eq!(block["header"]["globalVariables"]["blockNumber"], 42);
+            assert_eq!(block["header"].get("contentCommitment").is_some(), v == ApiVersion::V3, "{v}");
         }
+        let mut out = Vec::new();
+        c.write_block(&mut out, 42, ApiVersion::V4);
+        let v4: serde_json::Map<String, Value> = serde_json::from_slice(&out).unwrap();
+        // Key sets only (serde_json sorts keys): exactly what a 4.x node sends.
+        let keys: Vec<&str> = v4.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["archive", "body", "checkpointNumber", "header", "indexWithinCheckpoint"]);
+        let header: serde_json::Map<String, Value> = serde_json::from_value(v4["header"].clone()).unwrap();
+        let keys: Vec<&str> = header.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["globalVariables", "lastArchive", "spongeBlobHash", "state", "totalFees", "totalManaUsed"]);
         let mut out = Vec::new();
         c.write_nested_tips(&mut out, &c.tips(20_000));
         let tips: Value = serde_json::from_slice(&out).unwrap();

@@ -68,11 +68,19 @@ pub(crate) fn write_hex_digits(out: &mut Vec<u8>, v: u64, digits: u32) {
     }
 }
 
-/// Appends a quoted field element: `"0x"` + 64 lowercase hex digits. The last 16 digits are
-/// `n ^ mix(tag)`, so `decode_field` can recover `n` without a lookup table.
+/// Mask of the most significant 64-bit lane of an invented field element: it keeps the value
+/// below 2^253, hence below the BN254 scalar field modulus (`0x30644e72…`, about 2^253.6), as a
+/// real hash is. Clients parse these with `Fr.fromString`, which rejects anything at or above
+/// the modulus.
+const FIELD_TOP_LANE_MASK: u64 = (1 << 61) - 1;
+
+/// Appends a quoted field element: `"0x"` + 64 lowercase hex digits, always below the BN254
+/// field modulus. The last 16 digits are `n ^ mix(tag)`, so `decode_field` can recover `n`
+/// without a lookup table.
 pub(crate) fn write_field(out: &mut Vec<u8>, tag: u64, n: u64) {
     out.extend_from_slice(b"\"0x");
-    for lane in 0..3 {
+    write_hex_digits(out, hash3(tag, n, 0) & FIELD_TOP_LANE_MASK, 16);
+    for lane in 1..3 {
         write_hex_digits(out, hash3(tag, n, lane), 16);
     }
     write_hex_digits(out, n ^ mix(tag), 16);
@@ -217,6 +225,25 @@ mod tests {
         assert_eq!(decode_field(7, &text), Some(12_345));
         assert_eq!(decode_field(8, &text), None);
         assert_eq!(decode_field(7, &text.to_uppercase().replace("0X", "0x")), Some(12_345));
+    }
+
+    /// The BN254 scalar field modulus, as 64 lowercase hex digits.
+    const BN254_MODULUS: &str = "30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001";
+
+    #[test]
+    fn fields_are_below_the_bn254_modulus() {
+        let mut top_digits = std::collections::BTreeSet::new();
+        for tag in [0, 1, 7, u64::MAX] {
+            for n in (0..2_000).chain([u64::MAX - 1, u64::MAX]) {
+                let mut out = Vec::new();
+                write_field(&mut out, tag, n);
+                let hex = std::str::from_utf8(&out[3..67]).unwrap();
+                assert!(hex < BN254_MODULUS, "{hex} is not a field element");
+                assert_eq!(decode_field(tag, &format!("0x{hex}")), Some(n));
+                top_digits.insert(hex.as_bytes()[0]);
+            }
+        }
+        assert_eq!(top_digits.len(), 2, "the top digit is still random (0 or 1): {top_digits:?}");
     }
 
     #[test]

@@ -184,7 +184,7 @@ fn block(
     match number {
         Some(n) if n >= 1 && n <= view.tips.proposed => {
             if method == Method::GetBlockHeader {
-                chain.write_header(out, n);
+                chain.write_header(out, n, node.cfg.version);
             } else {
                 chain.write_block(out, n, node.cfg.version);
             }

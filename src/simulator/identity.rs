@@ -17,16 +17,28 @@ const PACKAGE_VERSION: HeaderName = HeaderName::from_static("x-aztec-packagevers
 const PROTOCOL_HASH: HeaderName = HeaderName::from_static("x-aztec-l2protocolcontractshash");
 const VK_TREE_ROOT: HeaderName = HeaderName::from_static("x-aztec-l2circuitsvktreeroot");
 
-/// L1 contracts reported by `getNodeInfo` / `getL1ContractAddresses`, rollup first.
-const L1_CONTRACTS: [&str; 8] = [
-    "rollupAddress",
-    "registryAddress",
-    "inboxAddress",
-    "outboxAddress",
-    "feeJuiceAddress",
-    "stakingAssetAddress",
-    "feeJuicePortalAddress",
-    "governanceAddress",
+/// L1 contracts reported by `getNodeInfo` / `getL1ContractAddresses`, in the order of the
+/// node's `L1ContractAddressesSchema`, each with the number its address is derived from. Rollup
+/// is 0 (the `x-aztec-l1RollupAddress` header uses it); the numbers of the first eight never
+/// change, so their addresses stay the same as the list grows. The first eleven are required
+/// by the official client's schema; the rest are optional there and set on a real network.
+const L1_CONTRACTS: [(&str, u64); 16] = [
+    ("rollupAddress", 0),
+    ("registryAddress", 1),
+    ("inboxAddress", 2),
+    ("outboxAddress", 3),
+    ("feeJuiceAddress", 4),
+    ("stakingAssetAddress", 5),
+    ("feeJuicePortalAddress", 6),
+    ("coinIssuerAddress", 8),
+    ("rewardDistributorAddress", 9),
+    ("governanceProposerAddress", 10),
+    ("governanceAddress", 7),
+    ("slashFactoryAddress", 11),
+    ("feeAssetHandlerAddress", 12),
+    ("stakingAssetHandlerAddress", 13),
+    ("zkPassportVerifierAddress", 14),
+    ("gseAddress", 15),
 ];
 
 /// Appends the quoted address of L1 contract `which` (0 = rollup) of a rollup version.
@@ -97,13 +109,13 @@ impl IdentityHeaders {
 /// Appends the `l1ContractAddresses` object.
 pub(crate) fn write_l1_contracts(out: &mut Vec<u8>, l1_chain_id: u64, rollup_version: u64) {
     out.push(b'{');
-    for (i, name) in L1_CONTRACTS.iter().enumerate() {
+    for (i, (name, which)) in L1_CONTRACTS.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         write_str(out, name);
         out.push(b':');
-        write_l1_address(out, l1_chain_id, rollup_version, i as u64);
+        write_l1_address(out, l1_chain_id, rollup_version, *which);
     }
     out.push(b'}');
 }
@@ -160,5 +172,31 @@ mod tests {
         IdentityHeaders::new(&cfg).apply(&mut map, Some(7));
         assert_eq!(map["x-aztec-rollupversion"], "7");
         assert_ne!(info["l1ContractAddresses"]["rollupAddress"], map["x-aztec-l1rollupaddress"].to_str().unwrap());
+    }
+
+    #[test]
+    fn l1_contracts_are_complete_and_distinct() {
+        let mut out = Vec::new();
+        write_l1_contracts(&mut out, 11_155_111, 1);
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&out).unwrap();
+        // Required by the official v4 client (`L1ContractAddressesSchema`).
+        for name in [
+            "rollupAddress",
+            "registryAddress",
+            "inboxAddress",
+            "outboxAddress",
+            "feeJuiceAddress",
+            "stakingAssetAddress",
+            "feeJuicePortalAddress",
+            "coinIssuerAddress",
+            "rewardDistributorAddress",
+            "governanceProposerAddress",
+            "governanceAddress",
+        ] {
+            assert!(map.contains_key(name), "{name} missing");
+        }
+        let addresses: std::collections::BTreeSet<&str> = map.values().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(addresses.len(), L1_CONTRACTS.len(), "every contract has its own address");
+        assert!(addresses.iter().all(|a| a.len() == 42 && a.starts_with("0x")));
     }
 }

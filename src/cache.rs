@@ -9,6 +9,7 @@
 //! simulations or writes. Redis failures fail open (memory tier and nodes), are counted in
 //! `sentinel_proxy_redis_errors_total`, and the connection manager reconnects by itself.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use serde_json::value::RawValue;
 
 use crate::config::Config;
 use crate::jsonrpc;
-use crate::methods::{Class, MethodInfo};
+use crate::methods::{Keep, MethodInfo, METHODS};
 use crate::metrics::{Metrics, Tier, TierLabel};
 use crate::shared::{Shared, KEY_PREFIX};
 use prometheus_client::metrics::counter::Counter;
@@ -42,41 +43,29 @@ pub enum Rule {
     IfFinal,
 }
 
-/// Methods whose answer is a tip or a block number (volatile, short TTL).
-fn is_tip(name: &str) -> bool {
-    matches!(
-        name,
-        "getBlockNumber"
-            | "getCheckpointNumber"
-            | "getChainTips"
-            | "getL2Tips"
-            | "getProvenBlockNumber"
-            | "getCheckpointedBlockNumber"
-    )
-}
-
-/// Static answers that are the same on every node of the network.
-fn is_network_static(name: &str) -> bool {
-    matches!(
-        name,
-        "getL1Constants" | "getVersion" | "getChainId" | "getL1ContractAddresses" | "getProtocolContractAddresses"
-    )
+/// The Redis keys of every cacheable volatile answer (tips and block numbers without params).
+fn volatile_keys() -> Vec<String> {
+    let tips = METHODS.iter().filter(|m| m.keep == Keep::Tip);
+    tips.flat_map(|m| ["aztec_", "node_"].map(|ns| format!("{KEY_PREFIX}{}", key(&format!("{ns}{}", m.name), m, None))))
+        .collect()
 }
 
 /// The caching rule for a call, given the highest finalized block known to the fleet.
 pub fn policy(info: &MethodInfo, params: Option<&RawValue>, finalized: Option<u64>, volatile: Duration) -> Rule {
     let below_final = |n: u64| finalized.is_some_and(|f| n <= f);
-    match info.class {
-        Class::Volatile if is_tip(info.name) && params.is_none_or(|p| p.get() == "[]") => {
-            if volatile.is_zero() {
-                Rule::Never
-            } else {
-                Rule::For(volatile)
-            }
-        }
-        Class::Volatile if info.name == "getTxReceipt" => Rule::IfFinal,
-        Class::Static if is_network_static(info.name) => Rule::For(STATIC_TTL),
-        Class::Immutable if info.name == "getBlocks" => {
+    let anchored = || match jsonrpc::first_number(params) {
+        Some(n) if below_final(n) => Rule::For(IMMUTABLE_TTL),
+        _ => Rule::Never,
+    };
+    match info.keep {
+        Keep::Never => Rule::Never,
+        Keep::Tip if volatile.is_zero() || params.is_some_and(|p| p.get() != "[]") => Rule::Never,
+        Keep::Tip => Rule::For(volatile),
+        Keep::Network => Rule::For(STATIC_TTL),
+        Keep::Anchored => anchored(),
+        Keep::Block if jsonrpc::first_number(params).is_none() => Rule::IfFinal,
+        Keep::Block => anchored(),
+        Keep::Range => {
             let p: Option<Vec<u64>> = params
                 .and_then(|p| serde_json::from_str::<Vec<serde_json::Value>>(p.get()).ok())
                 .map(|v| v.iter().take(2).filter_map(serde_json::Value::as_u64).collect());
@@ -85,14 +74,8 @@ pub fn policy(info: &MethodInfo, params: Option<&RawValue>, finalized: Option<u6
                 _ => Rule::Never,
             }
         }
-        Class::Immutable => match jsonrpc::first_number(params) {
-            Some(n) if below_final(n) => Rule::For(IMMUTABLE_TTL),
-            Some(_) => Rule::Never,
-            None if matches!(info.name, "getBlock" | "getBlockData" | "getBlockHeader") => Rule::IfFinal,
-            None => Rule::Never,
-        },
-        Class::ImmutableOnceFound if info.name == "getContractClass" => Rule::For(IMMUTABLE_TTL),
-        _ => Rule::Never,
+        Keep::OnceFinal => Rule::IfFinal,
+        Keep::Forever => Rule::For(IMMUTABLE_TTL),
     }
 }
 
@@ -168,6 +151,9 @@ pub struct Entry {
     /// Time to live.
     #[serde(skip)]
     pub ttl: Duration,
+    /// A tip or other chain-tip answer: dropped when a prune or fork is detected.
+    #[serde(default)]
+    pub volatile: bool,
 }
 
 /// Serde for typed header pairs as `[name, value]` strings (pairs that are not valid text or
@@ -207,6 +193,8 @@ pub struct Cache {
     metrics: Arc<Metrics>,
     /// Hit and miss counters per tier, looked up once (the hit path does not hash labels).
     counters: [[Counter; 2]; 2],
+    /// The snapshot's prune/fork count the volatile entries were last purged for.
+    reorgs: AtomicU64,
 }
 
 impl std::fmt::Debug for Cache {
@@ -225,6 +213,7 @@ impl Cache {
                     (k.len() + v.result.get().len() + 64).min(u32::MAX as usize) as u32
                 })
                 .expire_after(PerEntryTtl)
+                .support_invalidation_closures()
                 .build()
         });
         let counter = |tier, hit: bool| {
@@ -235,7 +224,31 @@ impl Cache {
             [counter(Tier::Memory, false), counter(Tier::Memory, true)],
             [counter(Tier::Redis, false), counter(Tier::Redis, true)],
         ];
-        Cache { memory, redis, metrics, counters }
+        Cache { memory, redis, metrics, counters, reorgs: AtomicU64::new(0) }
+    }
+
+    /// Drops every volatile answer (tips, block numbers) once per detected prune or fork, so
+    /// none outlives it; finalized data stays. `reorgs` is the snapshot's count; the check is
+    /// one atomic load per request.
+    pub fn sync_reorgs(&self, reorgs: u64) {
+        if self.reorgs.load(Ordering::Relaxed) == reorgs || self.reorgs.swap(reorgs, Ordering::Relaxed) == reorgs {
+            return;
+        }
+        if let Some(m) = &self.memory {
+            // Only fails when closures are not enabled, and they are.
+            let _ = m.invalidate_entries_if(|_, e| e.volatile);
+        }
+        let Some(mut conn) = self.redis.as_ref().and_then(|r| r.conn()) else { return };
+        let keys = volatile_keys();
+        let metrics = Arc::clone(&self.metrics);
+        tokio::spawn(async move {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(keys);
+            let del = cmd.query_async::<()>(&mut conn);
+            if !matches!(tokio::time::timeout(REDIS_TIMEOUT * 5, del).await, Ok(Ok(()))) {
+                metrics.redis_errors.inc();
+            }
+        });
     }
 
     /// Whether the Redis tier is configured and connected (the manager reconnects itself).

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::fork::{Chain, Commitment};
 use crate::forward::{self, ForwardError, HttpClient, Reply};
 use crate::jsonrpc::{self, Outcome};
 use crate::upstream::{Backend, Namespace};
@@ -64,6 +65,8 @@ pub struct Probe {
     pub tips: Option<Tips>,
     /// `oldestHistoricBlockNumber`.
     pub oldest_historic: Option<u64>,
+    /// Hashes the node reports at its tips and latest world-state block (fork detection).
+    pub commitments: Vec<Commitment>,
     /// `x-aztec-rollupVersion`.
     pub rollup_version: Option<u64>,
     /// `x-aztec-l1ChainId`.
@@ -148,10 +151,13 @@ pub async fn probe(
             continue;
         }
         let tips = outcomes[1].result_text().and_then(|t| parse_tips(t, *tips_method));
+        let mut commitments = outcomes[1].result_text().map(tip_commitments).unwrap_or_default();
+        commitments.extend(outcomes[2].result_text().and_then(world_state_commitment));
         let probe = Probe {
             ready: outcomes[0].result_text().is_some_and(|t| t == "true" || t == "\"true\""),
             tips,
             oldest_historic: outcomes[2].result_text().and_then(|t| field_u64(t, "oldestHistoricBlockNumber")),
+            commitments,
             rollup_version: header_u64(&reply, "x-aztec-rollupversion"),
             l1_chain_id: header_u64(&reply, "x-aztec-l1chainid"),
             package_version: header(&reply, "x-aztec-packageversion"),
@@ -187,6 +193,33 @@ fn field_u64(text: &str, field: &str) -> Option<u64> {
 fn tip_number(v: Option<&Value>) -> Option<u64> {
     let v = v?;
     v.get("block").and_then(|b| as_u64(b.get("number")?)).or_else(|| as_u64(v.get("number")?))
+}
+
+/// A `(number, hash)` pair as a commitment.
+fn commitment(chain: Chain, v: Option<&Value>, finalized: bool) -> Option<Commitment> {
+    let v = v?;
+    let hash = v.get("hash")?.as_str()?.to_ascii_lowercase();
+    Some(Commitment { chain, height: as_u64(v.get("number")?)?, hash, finalized })
+}
+
+/// Every hash a tips answer reports: block hashes (nested or flat shape) and checkpoint hashes.
+pub fn tip_commitments(text: &str) -> Vec<Commitment> {
+    let Ok(v) = serde_json::from_str::<Value>(text) else { return Vec::new() };
+    let mut out = Vec::new();
+    for tier in ["proposed", "latest", "checkpointed", "proven", "finalized"] {
+        let Some(t) = v.get(tier) else { continue };
+        let finalized = tier == "finalized";
+        out.extend(commitment(Chain::Block, t.get("block").or(Some(t)), finalized));
+        out.extend(commitment(Chain::Checkpoint, t.get("checkpoint"), finalized));
+    }
+    out
+}
+
+/// The world state's latest block and hash.
+fn world_state_commitment(text: &str) -> Option<Commitment> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let hash = v.get("latestBlockHash")?.as_str()?.to_ascii_lowercase();
+    Some(Commitment { chain: Chain::Block, height: as_u64(v.get("latestBlockNumber")?)?, hash, finalized: false })
 }
 
 /// Parses the answer of a tips method.

@@ -7,7 +7,8 @@
 //! - [`compat`]: API generations, which node serves which call, and under which name.
 //! - [`integrity`]: pure sentinel-history analysis (scores, kinds, consensus).
 //! - [`upstream`]: backends, live counters, circuit breakers, the `ArcSwap` snapshot pool.
-//! - [`health`], [`monitor`]: probing nodes; the one background writer of the pool.
+//! - [`health`], [`monitor`]: probing nodes; the one background writer of the pool;
+//!   [`fork`]: hash agreement across nodes at equal heights.
 //! - [`selection`]: pure choice of a node (tiers + power of two choices).
 //! - [`forward`], [`dispatch`]: the pooled client; one group of calls with failover.
 //! - [`cache`], [`coalesce`], [`affinity`]: what may be shared, and what must stick to a node
@@ -26,6 +27,7 @@ pub mod coalesce;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod fork;
 pub mod forward;
 pub mod gateway;
 pub mod health;

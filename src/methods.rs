@@ -26,6 +26,27 @@ pub enum Class {
     Write,
 }
 
+/// Whether and how an answer may be cached (the cache's `policy` applies it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Never cached.
+    Never,
+    /// A tip or block number: `CACHE_VOLATILE_MS`, when called without params.
+    Tip,
+    /// The same on every node of the network (constants, ids, addresses): one minute.
+    Network,
+    /// Anchored to its first param, a block number: kept once that block is finalized.
+    Anchored,
+    /// A block look-up: as `Anchored`, or by hash/tag once the block returned is finalized.
+    Block,
+    /// `getBlocks(from, limit)`: kept once the whole range is finalized.
+    Range,
+    /// A receipt: kept once its status is `finalized`.
+    OnceFinal,
+    /// Content-addressed: kept for good once found.
+    Forever,
+}
+
 /// One row of the table.
 #[derive(Clone, Copy, Debug)]
 pub struct MethodInfo {
@@ -41,9 +62,20 @@ pub struct MethodInfo {
     /// `aztec_*` clients of v5 and newer), so it is served by a node of the caller's
     /// generation when one is routable, and cached per generation.
     pub by_generation: bool,
+    /// How the answer may be cached.
+    pub keep: Keep,
+    /// The first param is a block whose world state the answer needs (pruned nodes drop it,
+    /// see `getWorldStateSyncStatus.oldestHistoricBlockNumber`).
+    pub world_state: bool,
 }
 
 impl MethodInfo {
+    /// The same answer from every node, so identical in-flight calls may share one node call:
+    /// anything but node-local state, heavy simulations and writes.
+    pub fn is_shareable(&self) -> bool {
+        matches!(self.class, Class::Immutable | Class::ImmutableOnceFound | Class::Volatile | Class::Static)
+    }
+
     /// Safe to retry on another node and to coalesce: anything but a write.
     pub fn is_read(&self) -> bool {
         self.class != Class::Write
@@ -56,7 +88,7 @@ impl MethodInfo {
 }
 
 macro_rules! table {
-    ($($name:literal => $class:ident $(, $lo:literal ..= $hi:literal)? $(, $gen:ident)?;)*) => {
+    ($($name:literal => $class:ident $(($keep:ident))? $(, $lo:literal ..= $hi:literal)? $(, $flag:ident)*;)*) => {
         /// Every known public method.
         pub const METHODS: &[MethodInfo] = &[
             $(MethodInfo {
@@ -64,7 +96,9 @@ macro_rules! table {
                 class: Class::$class,
                 since: table!(@lo $($lo)?),
                 until: table!(@hi $($hi)?),
-                by_generation: table!(@gen $($gen)?),
+                by_generation: table!(@gen $($flag)*),
+                keep: table!(@keep $class $($keep)?),
+                world_state: table!(@ws $($flag)*),
             },)*
         ];
     };
@@ -72,27 +106,34 @@ macro_rules! table {
     (@lo) => { 0 };
     (@hi $hi:literal) => { $hi };
     (@hi) => { u8::MAX };
-    (@gen by_generation) => { true };
+    (@gen by_generation $($rest:ident)*) => { true };
+    (@gen $other:ident $($rest:ident)*) => { table!(@gen $($rest)*) };
     (@gen) => { false };
+    (@ws world_state $($rest:ident)*) => { true };
+    (@ws $other:ident $($rest:ident)*) => { table!(@ws $($rest)*) };
+    (@ws) => { false };
+    (@keep $class:ident $keep:ident) => { Keep::$keep };
+    (@keep Immutable) => { Keep::Anchored };
+    (@keep $class:ident) => { Keep::Never };
 }
 
 table! {
-    "getBlockNumber" => Volatile;
-    "getCheckpointNumber" => Volatile, 4..=255;
-    "getChainTips" => Volatile, 5..=255, by_generation;
-    "getL1Constants" => Static, 5..=255;
+    "getBlockNumber" => Volatile(Tip);
+    "getCheckpointNumber" => Volatile(Tip), 4..=255;
+    "getChainTips" => Volatile(Tip), 5..=255, by_generation;
+    "getL1Constants" => Static(Network), 5..=255;
     "getSyncedL2SlotNumber" => Volatile, 5..=255;
     "getSyncedL2EpochNumber" => Volatile, 5..=255;
     "getSyncedL1Timestamp" => Volatile, 5..=255;
     "getWorldStateSyncStatus" => Volatile;
     "isReady" => Volatile;
-    "getBlock" => Immutable, by_generation;
-    "getBlockData" => Immutable, 5..=255;
-    "getBlocks" => Immutable, by_generation;
+    "getBlock" => Immutable(Block), by_generation;
+    "getBlockData" => Immutable(Block), 5..=255;
+    "getBlocks" => Immutable(Range), by_generation;
     "getCheckpoint" => Immutable, 5..=255;
     "getCheckpoints" => Immutable, by_generation;
     "getCheckpointsData" => Immutable, 5..=255;
-    "getTxReceipt" => Volatile, by_generation;
+    "getTxReceipt" => Volatile(OnceFinal), by_generation;
     "getTxEffect" => ImmutableOnceFound;
     "getTxByHash" => NodeLocal;
     "getTxsByHash" => NodeLocal;
@@ -101,28 +142,28 @@ table! {
     "sendTx" => Write;
     "isValidTx" => Heavy;
     "simulatePublicCalls" => Heavy;
-    "getPublicStorageAt" => Immutable;
-    "findLeavesIndexes" => Immutable;
-    "getNullifierMembershipWitness" => Immutable;
-    "getLowNullifierMembershipWitness" => Immutable;
-    "getPublicDataWitness" => Immutable;
-    "getNoteHashMembershipWitness" => Immutable;
-    "getBlockHashMembershipWitness" => Immutable;
-    "getL1ToL2MessageMembershipWitness" => Immutable;
+    "getPublicStorageAt" => Immutable, world_state;
+    "findLeavesIndexes" => Immutable, world_state;
+    "getNullifierMembershipWitness" => Immutable, world_state;
+    "getLowNullifierMembershipWitness" => Immutable, world_state;
+    "getPublicDataWitness" => Immutable, world_state;
+    "getNoteHashMembershipWitness" => Immutable, world_state;
+    "getBlockHashMembershipWitness" => Immutable, world_state;
+    "getL1ToL2MessageMembershipWitness" => Immutable, world_state;
     "getL1ToL2MessageCheckpoint" => ImmutableOnceFound, 0..=5;
     "getL1ToL2MessageIndex" => ImmutableOnceFound, 6..=255;
     "getL2ToL1Messages" => Immutable;
     "getL2ToL1MembershipWitness" => ImmutableOnceFound, 5..=255;
     "getPrivateLogsByTags" => Volatile;
     "getPublicLogsByTags" => Volatile, 5..=255;
-    "getContractClass" => ImmutableOnceFound;
+    "getContractClass" => ImmutableOnceFound(Forever);
     "getContract" => Immutable;
     "getNodeInfo" => Static;
     "getNodeVersion" => Static;
-    "getVersion" => Static;
-    "getChainId" => Static;
-    "getL1ContractAddresses" => Static;
-    "getProtocolContractAddresses" => Static;
+    "getVersion" => Static(Network);
+    "getChainId" => Static(Network);
+    "getL1ContractAddresses" => Static(Network);
+    "getProtocolContractAddresses" => Static(Network);
     "getCurrentMinFees" => Volatile, 4..=255;
     "getMaxPriorityFees" => Volatile, 4..=255;
     "getPredictedMinFees" => Volatile, 5..=255;
@@ -136,12 +177,12 @@ table! {
     "getPeers" => NodeLocal, 5..=255;
     "getCheckpointAttestationsForSlot" => NodeLocal, 5..=255;
     "getProposalsForSlot" => NodeLocal, 5..=255;
-    "getL2Tips" => Volatile, 0..=4, by_generation;
-    "getProvenBlockNumber" => Volatile, 0..=4;
-    "getCheckpointedBlockNumber" => Volatile, 4..=4;
+    "getL2Tips" => Volatile(Tip), 0..=4, by_generation;
+    "getProvenBlockNumber" => Volatile(Tip), 0..=4;
+    "getCheckpointedBlockNumber" => Volatile(Tip), 4..=4;
     "getBlockByHash" => ImmutableOnceFound, 0..=4;
     "getBlockByArchive" => ImmutableOnceFound, 0..=4;
-    "getBlockHeader" => Immutable, 0..=4;
+    "getBlockHeader" => Immutable(Block), 0..=4;
     "getBlockHeaderByArchive" => ImmutableOnceFound, 0..=4;
     "getCheckpointedBlocks" => Immutable, 0..=4;
     "getCheckpointsDataForEpoch" => Immutable, 0..=4;
@@ -183,20 +224,9 @@ impl MethodInfo {
     }
 }
 
-/// Methods whose first param is a block and whose answer needs that block's world state, which
-/// pruned nodes drop (`getWorldStateSyncStatus.oldestHistoricBlockNumber`).
+/// Whether `name`'s answer needs the world state of the block in its first param.
 pub fn reads_world_state(name: &str) -> bool {
-    matches!(
-        name,
-        "getPublicStorageAt"
-            | "findLeavesIndexes"
-            | "getNullifierMembershipWitness"
-            | "getLowNullifierMembershipWitness"
-            | "getPublicDataWitness"
-            | "getNoteHashMembershipWitness"
-            | "getBlockHashMembershipWitness"
-            | "getL1ToL2MessageMembershipWitness"
-    )
+    by_bare_name(name).is_some_and(|m| m.world_state)
 }
 
 /// Allow / deny decision from `ALLOW_METHODS` / `DENY_METHODS` globs. Deny wins. With no allow

@@ -155,6 +155,8 @@ pub struct Metrics {
     pub integrity_status: Family<IntegrityStatusLabels, Gauge>,
     /// Unix seconds of the backend's last successful integrity analysis (0 never).
     pub integrity_checked: Family<BackendLabel, Gauge>,
+    /// Hash agreement with the fleet: 0 agrees, 1 disagrees, 2 disagrees at a finalized height.
+    pub forked: Family<BackendLabel, Gauge>,
     /// Corroborated best tip of the fleet (0 until known).
     pub best_tip: Gauge,
     /// Request items served (for `/health` totals; not registered, `requests` carries labels).
@@ -200,6 +202,7 @@ impl Metrics {
             in_flight: Family::default(),
             integrity_status: Family::default(),
             integrity_checked: Family::default(),
+            forked: Family::default(),
             best_tip: Gauge::default(),
             served: Counter::default(),
             failed: Counter::default(),
@@ -246,7 +249,7 @@ impl Metrics {
 
     /// Per-backend gauges, refreshed from the snapshot on scrape.
     fn register_backends(&self, r: &mut Registry) {
-        let gauges: [(&str, &str, &Family<BackendLabel, Gauge>); 8] = [
+        let gauges: [(&str, &str, &Family<BackendLabel, Gauge>); 9] = [
             ("backend_up", "1 when the backend answered its last probe ready", &self.up),
             ("backend_routable", "1 when the backend is routable", &self.routable),
             ("backend_tip", "Backend proposed tip (0 unknown)", &self.tip),
@@ -259,6 +262,11 @@ impl Metrics {
             ),
             ("backend_circuit_state", "Circuit: 0 closed, 1 open, 2 half-open", &self.circuit),
             ("backend_in_flight", "Requests in flight", &self.in_flight),
+            (
+                "backend_forked",
+                "Hashes vs the fleet at equal heights: 0 agree, 1 disagree, 2 disagree at a finalized height",
+                &self.forked,
+            ),
         ];
         for (name, help, g) in gauges {
             r.register(name, help, g.clone());
@@ -295,6 +303,8 @@ impl Metrics {
         let verdict = &v.integrity.verdict;
         self.integrity_score.get_or_create(&l).set(score_value(verdict.status, verdict.score));
         self.integrity_checked.get_or_create(&l).set(gauge_value(v.integrity.checked_at.unwrap_or(0)));
+        let forked = v.health.fork.as_ref().map_or(0, |f| if f.finalized { 2 } else { 1 });
+        self.forked.get_or_create(&l).set(forked);
         for status in INTEGRITY_STATUSES {
             let sl = IntegrityStatusLabels { backend: name.clone(), status: status.as_str() };
             let on = i64::from(status == verdict.status);
@@ -395,6 +405,7 @@ mod tests {
             ("backend_integrity_checked_timestamp_seconds", "gauge"),
             ("backend_circuit_state", "gauge"),
             ("backend_in_flight", "gauge"),
+            ("backend_forked", "gauge"),
             ("best_tip", "gauge"),
             ("build", "info"),
             ("start_time_seconds", "gauge"),
@@ -452,7 +463,7 @@ mod tests {
         backends[1].integrity.verdict.status = IntegrityStatus::Bad;
         backends[1].integrity.verdict.score = 62;
         backends[1].integrity.checked_at = Some(1_767_225_600);
-        pool.publish(Snapshot { backends, best_tip: Some(1_000), finalized: None });
+        pool.publish(Snapshot { backends, best_tip: Some(1_000), finalized: None, reorgs: 0 });
         let m = Metrics::new();
         m.observe_snapshot(&pool.snapshot());
         let text = m.render();

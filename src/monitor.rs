@@ -13,6 +13,7 @@ use tokio::time::{interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::fork::{self, Commitment};
 use crate::forward::{self, HttpClient};
 use crate::health::{self, Probe, TipsMethod};
 use crate::integrity::{self, Analysis, IntegrityParams, IntegrityStatus};
@@ -129,7 +130,12 @@ impl Monitor {
                 BackendView { integrity, ..v.clone() }
             })
             .collect();
-        self.pool.publish(Snapshot { backends, best_tip: snap.best_tip, finalized: snap.finalized });
+        self.pool.publish(Snapshot {
+            backends,
+            best_tip: snap.best_tip,
+            finalized: snap.finalized,
+            reorgs: snap.reorgs,
+        });
     }
 
     /// Fetches and analyses one backend's stats; `None` when it is not ready (not checked).
@@ -246,17 +252,52 @@ pub fn assess(config: &Config, prev: &Snapshot, probes: &[Result<Probe, String>]
         .collect();
     let best = corroborated_tip(tips);
     let finalized = probes.iter().flatten().filter_map(|p| p.tips?.finalized).max();
+    let current: Vec<Option<Vec<Commitment>>> = probes
+        .iter()
+        .map(|p| p.as_ref().ok().filter(|p| p.ready && on_network(p)).map(|p| p.commitments.clone()))
+        .collect();
+    let previous: Vec<Vec<Commitment>> = prev.backends.iter().map(|v| v.health.commitments.clone()).collect();
+    let forks = fork::judge(&current, &previous, finalized);
+    let mut reorged = best.zip(prev.best_tip).is_some_and(|(now, before)| now < before);
+    if reorged {
+        tracing::warn!(
+            tip = best,
+            before = prev.best_tip,
+            "corroborated tip moved back (prune or reorg); volatile cache purged"
+        );
+    }
     let backends = prev
         .backends
         .iter()
         .zip(probes)
-        .map(|(v, p)| {
-            let health = judge(config, p, best, &network, &v.health);
+        .zip(forks)
+        .map(|((v, p), fork)| {
+            let mut health = judge(config, p, best, &network, &v.health);
+            if let Some(f) = fork.as_ref().filter(|f| f.forked() && health.healthy) {
+                health.healthy = false;
+                health.reason = Some(f.to_string());
+            }
+            health.fork = fork;
+            if health.fork != v.health.fork {
+                reorged = true;
+                log_fork_change(v, &health);
+            }
             log_health_change(v, &health);
             BackendView { health, ..v.clone() }
         })
         .collect();
-    Snapshot { backends, best_tip: best, finalized }
+    Snapshot { backends, best_tip: best, finalized, reorgs: prev.reorgs + u64::from(reorged) }
+}
+
+fn log_fork_change(prev: &BackendView, next: &Health) {
+    let name = &prev.backend.name;
+    match &next.fork {
+        Some(f) if f.finalized => {
+            tracing::error!(backend = %name, state = %f, "hash disagreement at a finalized height")
+        }
+        Some(f) => tracing::warn!(backend = %name, state = %f, "hash disagreement"),
+        None => tracing::info!(backend = %name, "hashes agree with the fleet again"),
+    }
 }
 
 /// Health of one backend from its probe.
@@ -302,6 +343,8 @@ fn judge(
         rollup_version: p.rollup_version,
         l1_chain_id: p.l1_chain_id,
         package_version: p.package_version.clone(),
+        commitments: p.commitments.clone(),
+        fork: None,
         healthy: reason.is_none(),
         reason,
     }

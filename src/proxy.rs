@@ -122,7 +122,9 @@ pub async fn handle(app: &AppState, route: Route, body: &[u8], request_id: &str)
     for item in items {
         pending.extend(admit(app, item, &mut slots));
     }
-    let finalized = app.pool.snapshot().finalized;
+    let snapshot = app.pool.snapshot();
+    app.cache.sync_reorgs(snapshot.reorgs);
+    let finalized = snapshot.finalized;
     let mut to_send = Vec::with_capacity(pending.len());
     let mut joiners = Vec::new();
     for mut p in pending {
@@ -215,9 +217,7 @@ async fn lookup(app: &AppState, p: &mut Pending) -> Option<Arc<Entry>> {
 
 /// Reads that are the same on every node can share one in-flight request.
 fn coalescable(p: &Pending) -> bool {
-    let shared = p.info.is_some_and(|i| {
-        matches!(i.class, Class::Immutable | Class::ImmutableOnceFound | Class::Volatile | Class::Static)
-    });
+    let shared = p.info.is_some_and(MethodInfo::is_shareable);
     shared && !p.write && p.needs.sticky.is_none() && p.key.is_some()
 }
 
@@ -272,7 +272,9 @@ fn store(app: &AppState, p: &Pending, outcome: &Outcome, d: &Delivered) {
     let Some(ttl) = cache::admits(p.rule, text, app.pool.snapshot().finalized) else { return };
     let Outcome::Result(Some(result)) = outcome else { return };
     let headers = d.headers.clone();
-    app.cache.put(key.clone(), Entry { result: Arc::clone(result), headers, backend: d.backend.clone(), ttl });
+    let volatile = p.info.is_some_and(|i| i.class == Class::Volatile);
+    let entry = Entry { result: Arc::clone(result), headers, backend: d.backend.clone(), ttl, volatile };
+    app.cache.put(key.clone(), entry);
 }
 
 /// Waits for an identical in-flight request; goes alone if the leader gave up.

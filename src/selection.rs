@@ -160,7 +160,7 @@ mod tests {
             v.health.known = true;
             setup(i, v);
         }
-        Snapshot { backends, best_tip: Some(100), finalized: None }
+        Snapshot { backends, best_tip: Some(100), finalized: None, reorgs: 0 }
     }
 
     fn verdict(v: &mut BackendView, status: IntegrityStatus, kind: NodeKind, score: u8) {

@@ -82,6 +82,8 @@ pub struct BackendDoc {
     /// Methods the node answered `-32601` for since its last restart or upgrade (they go to
     /// other nodes).
     pub lacks_methods: Vec<&'static str>,
+    /// Hash disagreement with the fleet at equal heights (`null`: agrees); see `fork.rs`.
+    pub fork: Option<crate::fork::ForkState>,
     /// Request latency.
     pub latency_ms: LatencySummary,
     /// Attempts sent.
@@ -135,6 +137,7 @@ fn backend_doc(v: &BackendView) -> BackendDoc {
         rollup_version: v.health.rollup_version,
         api_major: Some(b.api_major()).filter(|&m| m > 0),
         lacks_methods: b.lacking_methods(),
+        fork: v.health.fork.clone(),
         latency_ms: b.stats.latency(),
         requests: b.stats.requests(),
         errors: b.stats.errors(),

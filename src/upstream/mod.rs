@@ -169,6 +169,11 @@ pub struct Health {
     pub l1_chain_id: Option<u64>,
     /// Node software version (`x-aztec-packageVersion`).
     pub package_version: Option<String>,
+    /// Hashes reported at the last successful probe (the next probe's reference).
+    #[serde(skip)]
+    pub commitments: Vec<crate::fork::Commitment>,
+    /// How the node's hashes compare with its peers' (`None`: it agrees).
+    pub fork: Option<crate::fork::ForkState>,
     /// Ready, in sync and on the right network (circuit not included: it changes per request).
     pub healthy: bool,
     /// Why the backend is not healthy, for operators.
@@ -245,6 +250,9 @@ pub struct Snapshot {
     pub best_tip: Option<u64>,
     /// Highest finalized block any healthy node reports.
     pub finalized: Option<u64>,
+    /// Counts detected prunes and forks (the corroborated tip moved back, or a node's fork
+    /// state changed): volatile cached answers older than the latest count are dropped.
+    pub reorgs: u64,
 }
 
 /// The shared pool: one `ArcSwap` of the current snapshot.
@@ -266,7 +274,7 @@ impl Pool {
                 integrity: Integrity::default(),
             })
             .collect();
-        Pool { current: ArcSwap::from_pointee(Snapshot { backends, best_tip: None, finalized: None }) }
+        Pool { current: ArcSwap::from_pointee(Snapshot { backends, best_tip: None, finalized: None, reorgs: 0 }) }
     }
 
     /// The current snapshot (one refcount bump).

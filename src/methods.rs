@@ -180,8 +180,8 @@ table! {
     "getL2Tips" => Volatile(Tip), 0..=4, by_generation;
     "getProvenBlockNumber" => Volatile(Tip), 0..=4;
     "getCheckpointedBlockNumber" => Volatile(Tip), 4..=4;
-    "getBlockByHash" => ImmutableOnceFound, 0..=4;
-    "getBlockByArchive" => ImmutableOnceFound, 0..=4;
+    "getBlockByHash" => ImmutableOnceFound, 0..=4, by_generation;
+    "getBlockByArchive" => ImmutableOnceFound, 0..=4, by_generation;
     "getBlockHeader" => Immutable(Block), 0..=4;
     "getBlockHeaderByArchive" => ImmutableOnceFound, 0..=4;
     "getCheckpointedBlocks" => Immutable, 0..=4;

@@ -40,22 +40,10 @@ impl Drop for TestProxy {
 }
 
 impl TestProxy {
-    /// A gateway in front of `nodes` with `Config::for_tests` plus `extra` settings.
+    /// A gateway in front of `nodes` with `Sources::for_tests` plus `extra` settings.
     pub async fn start(nodes: &[&SimNode], extra: &[(&str, &str)]) -> TestProxy {
-        let mut src = Sources::default();
-        let list: Vec<String> = nodes.iter().enumerate().map(|(i, n)| format!("node-{i}={}", n.url)).collect();
-        src.set("SENTINEL_BACKENDS", list.join(","));
-        for (k, v) in [
-            ("PROXY_LISTEN", "127.0.0.1:0"),
-            ("REQUEST_TIMEOUT_MS", "5000"),
-            ("ATTEMPT_TIMEOUT_MS", "1000"),
-            ("HEALTH_CHECK_INTERVAL_MS", "3600000"),
-            ("INTEGRITY_CHECK_INTERVAL_MS", "3600000"),
-            ("CIRCUIT_COOLDOWN_MS", "60000"),
-            ("SHUTDOWN_GRACE_MS", "1000"),
-        ] {
-            src.set(k, v);
-        }
+        let urls: Vec<&str> = nodes.iter().map(|n| n.url.as_str()).collect();
+        let mut src = Sources::for_tests(&urls);
         for (k, v) in extra {
             src.set(k, *v);
         }

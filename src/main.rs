@@ -1,8 +1,8 @@
-//! `sentinel-proxy` command line: `serve` (default), `demo`, `simulate`.
+//! `sentinel-proxy` command line: `serve` (default), `demo`, `simulate`, `config --list`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sentinel_proxy::config::{Config, LogFormat, Sources};
+use sentinel_proxy::config::{self, Config, LogFormat, Sources};
 use sentinel_proxy::gateway;
 use sentinel_proxy::simulator::{self, SimConfig};
 use tokio::net::TcpListener;
@@ -10,7 +10,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Integrity-verifying JSON-RPC gateway and load balancer for Aztec nodes.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Configuration: environment variables (also read from .env, or the same keys in snake_case\n\
+                  from --config FILE), e.g. SENTINEL_BACKENDS=http://node-1:8080,http://node-2:8080.\n\
+                  `sentinel-proxy config --list` lists every variable with its default."
+)]
 struct Cli {
     /// TOML configuration file (keys are the environment variable names in snake_case).
     #[arg(long, global = true)]
@@ -33,13 +39,13 @@ enum Command {
     Demo,
     /// Run one simulated Aztec node.
     Simulate {
-        /// Listen port on 127.0.0.1 (0 = any free port).
+        /// Listen port on --host (0 = any free port).
         #[arg(long, default_value_t = 8081)]
         port: u16,
         /// Profile: archiver, pruned, gapped, corrupted, lagging, disabled, v3, v4, v5, v6.
         #[arg(long, default_value = "archiver")]
         profile: String,
-        /// Listen address (default 127.0.0.1).
+        /// Listen address (0.0.0.0 for every interface).
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
         /// Override the committee size (validators per epoch; the set is twice this).
@@ -51,6 +57,13 @@ enum Command {
         /// Override the API version (v3, v4, v5, v6).
         #[arg(long)]
         api: Option<simulator::ApiVersion>,
+    },
+    /// Show the configuration keys (environment variables).
+    Config {
+        /// List every key with its default and a one-line description (what `config` does
+        /// today, with or without this flag).
+        #[arg(long)]
+        list: bool,
     },
 }
 
@@ -90,6 +103,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn async_main(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Config { .. }) = cli.command {
+        print!("{}", config::list());
+        return Ok(());
+    }
     let src = load_sources(&cli)?;
     match cli.command {
         None | Some(Command::Serve) => serve(&cli, &src).await,
@@ -103,6 +120,7 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             sim.version = api.unwrap_or(sim.version);
             simulate(host, port, profile, sim).await
         }
+        Some(Command::Config { .. }) => unreachable!("answered above"),
     }
 }
 
@@ -130,7 +148,9 @@ async fn serve(cli: &Cli, src: &Sources) -> anyhow::Result<()> {
         return Ok(());
     };
     init_tracing(&config);
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!("binding {} (set PROXY_PORT or PROXY_LISTEN to use another address)", config.listen)
+    })?;
     tracing::info!(listen = %listener.local_addr()?, backends = config.backends.len(), "sentinel-proxy serving");
     let cancel = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(cancel.clone()));

@@ -2,7 +2,8 @@
 //!
 //! # Layout (dependency order, bottom-up)
 //! - [`clock`]: wall-clock Unix timestamps.
-//! - [`config`]: environment / `.env` / TOML → validated [`config::Config`].
+//! - [`config`]: environment / `.env` / TOML → validated [`config::Config`]; every key once in
+//!   [`config::KEYS`].
 //! - [`jsonrpc`], [`methods`], [`error`]: envelopes, the one method table, the one error mapping.
 //! - [`compat`]: API generations, which node serves which call, and under which name.
 //! - [`integrity`]: pure sentinel-history analysis (scores, kinds, consensus).
@@ -22,8 +23,8 @@
 pub mod affinity;
 pub mod cache;
 pub mod clock;
-pub mod compat;
 pub mod coalesce;
+pub mod compat;
 pub mod config;
 pub mod dispatch;
 pub mod error;

@@ -169,7 +169,7 @@ fn into_http(r: RpcResponse, request_id: String) -> Response {
     resp
 }
 
-/// The client's `x-request-id` when sane (see [`sane_request_id`]), else a new one (16 hex
+/// The client's `x-request-id` when sane (see `sane_request_id`), else a new one (16 hex
 /// digits).
 pub fn request_id(headers: &HeaderMap) -> String {
     let given = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|s| sane_request_id(s));

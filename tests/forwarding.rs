@@ -90,10 +90,11 @@ async fn every_bad_input_gets_its_documented_answer() {
 async fn node_errors_pass_through_with_their_status() {
     let a = node(ApiVersion::V5).await;
     let proxy = TestProxy::start(&[&a], &[]).await;
-    // A method the v5 node does not have: the node's own -32601 / HTTP 400 reaches the client.
-    let r = rpc(&proxy.url, "aztec_getL2Tips", json!([])).await;
+    // The node rejects the params: its own -32701 / HTTP 400 reaches the client.
+    let r = rpc(&proxy.url, "aztec_getBlockNumber", json!(["not-a-tag"])).await;
     assert_eq!(r.status, 400);
-    assert_eq!(r.json()["error"]["code"], -32601);
+    assert_eq!(r.json()["error"]["code"], -32701, "{}", r.json());
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("not-a-tag"), "{}", r.json());
     a.set_faults(Faults { rpc_error: Some(-32702), ..Faults::default() });
     let r = rpc(&proxy.url, "aztec_getBlockNumber", json!([])).await;
     assert_eq!(r.json()["error"]["code"], -32702, "JSON-RPC errors are answers, not failures");

@@ -36,10 +36,19 @@ async fn a_finalized_block_is_fetched_once_for_twenty_reads() {
         assert_eq!(r.json()["result"]["number"], 5);
     }
     assert_eq!(a.calls("getBlock"), 1);
-    let r = rpc(&proxy.url, "node_getBlock", json!([5])).await;
-    assert_eq!(r.header("x-sentinel-cache").as_deref(), Some("hit"), "namespaces share entries");
+    let r = rpc(&proxy.url, "aztec_getBlock", json!([5])).await;
+    assert_eq!(r.header("x-sentinel-cache").as_deref(), Some("hit"));
     assert!(r.header("x-aztec-rollupversion").is_some(), "cached answers replay the node's headers");
     assert_eq!(r.header("x-sentinel-backend").as_deref(), Some("node-0"));
+    // A v4 caller's block has another shape: kept apart, fetched once for its generation too.
+    for _ in 0..5 {
+        rpc(&proxy.url, "node_getBlock", json!([5])).await;
+    }
+    assert_eq!(a.calls("getBlock"), 2, "one fetch per API generation");
+    // Answers the same in every generation share one entry across namespaces.
+    rpc(&proxy.url, "aztec_getL1Constants", json!([])).await;
+    let r = rpc(&proxy.url, "node_getL1Constants", json!([])).await;
+    assert_eq!(r.header("x-sentinel-cache").as_deref(), Some("hit"), "namespaces share entries");
 }
 
 #[tokio::test]

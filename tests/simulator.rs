@@ -266,7 +266,7 @@ fn tally(stats: &Value, spe: u64) -> Epochs {
     epochs
 }
 
-/// SPEC §4 node score over the last 10 complete epochs (S = 32, E = 24).
+/// Node score (docs/integrity.md#node-score-and-status) over the last 10 complete epochs (S = 32, E = 24).
 fn score(stats: &Value) -> i64 {
     let (s, e) = (32.0_f64, 24.0_f64);
     let epochs = tally(stats, 32);

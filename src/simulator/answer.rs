@@ -17,7 +17,7 @@ use super::state::{NodeState, View};
 pub(crate) enum Answer {
     /// A JSON value was written.
     Value,
-    /// `undefined`: `"result":null` on v5+, no `result` key before (AZTEC-RPC §1.3).
+    /// `undefined`: `"result":null` on v5+, no `result` key before (docs/aztec-api.md#envelope).
     Undefined,
 }
 

@@ -5,7 +5,7 @@
 //! built for one `lastProcessedSlot` and profile; `state::NodeState` caches the model together
 //! with its serialized JSON and rebuilds both only when the slot or the profile changes.
 //!
-//! Healthy shape per epoch (what SPEC §4 scores 100): exactly one proposer record per slot,
+//! Healthy shape per epoch (what docs/integrity.md#epoch-score scores 100): exactly one proposer record per slot,
 //! every non-proposer committee member gets one attestation record for each slot whose proposer
 //! status is in the "attested" family, and exactly `committee_size` distinct validators.
 
@@ -25,7 +25,7 @@ const LANE_ATTEST: u64 = 104;
 const LANE_FLIP: u64 = 105;
 const LANE_CORRUPT: u64 = 106;
 
-/// One status a validator can have in a slot (AZTEC-RPC §3.2), across all versions.
+/// One status a validator can have in a slot (docs/aztec-api.md#statuses), across all versions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Status {
     BlockMined,
@@ -302,7 +302,7 @@ mod tests {
         Spec { chain, version, profile, window: Window::new(&cfg, profile, slot) }
     }
 
-    /// (A, M, T, V) per epoch, the quantities SPEC §4 scores.
+    /// (A, M, T, V) per epoch, the quantities docs/integrity.md#epoch-score scores.
     fn per_epoch(model: &Model, spe: u64) -> BTreeMap<u64, (u64, u64, u64, BTreeSet<usize>)> {
         let mut out: BTreeMap<u64, (u64, u64, u64, BTreeSet<usize>)> = BTreeMap::new();
         for (v, list) in model.entries.iter().enumerate() {

@@ -1,5 +1,5 @@
 //! The method table of the simulated node: which names exist in which API version, and how
-//! many positional params each takes (AZTEC-RPC §2).
+//! many positional params each takes (docs/aztec-api.md#renames).
 //!
 //! `Method` is a plain enum so per-method call counters can be an array of atomics indexed by
 //! it. The answers themselves are written by `answer.rs`.

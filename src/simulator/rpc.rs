@@ -2,8 +2,8 @@
 //!
 //! Parsing borrows from the request body (`&RawValue` for ids, params and `jsonrpc`), so ids
 //! are echoed byte for byte (`0`, `"a"`, `null`, …) and a plain request costs no allocation
-//! beyond the response buffer. The error conventions follow the real node (AZTEC-RPC §1.3 and
-//! §1.4): a failed single request is HTTP 400, a batch is always 200, an empty or oversized
+//! beyond the response buffer. The error conventions follow the real node (docs/aztec-api.md#batches and
+//! #errors): a failed single request is HTTP 400, a batch is always 200, an empty or oversized
 //! batch is a single `-32600` object with HTTP 400.
 
 use std::borrow::Cow;

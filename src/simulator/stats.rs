@@ -1,5 +1,5 @@
 //! Serializes a sentinel `history::Model` into the `ValidatorsStats` and
-//! `SingleValidatorStats` shapes (AZTEC-RPC §3.1).
+//! `SingleValidatorStats` shapes (docs/aztec-api.md#validator-stats).
 //!
 //! Writes straight into a byte buffer: an archiver's answer is megabytes of history records,
 //! and building `serde_json::Value` trees for it would cost more than the whole simulation.

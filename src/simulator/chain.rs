@@ -43,6 +43,9 @@ pub(crate) struct Chain {
     pub(crate) rollup_version: u64,
     /// Seed of every invented value: chain id and rollup version, never the node's name.
     pub(crate) seed: u64,
+    /// First block of another branch (the `fork_from` fault): from it on, blocks, archive roots,
+    /// state roots and checkpoints hash differently at the same heights.
+    fork_from: Option<u64>,
 }
 
 impl Chain {
@@ -59,7 +62,28 @@ impl Chain {
             l1_chain_id: cfg.l1_chain_id,
             rollup_version: cfg.rollup_version,
             seed: hash2(cfg.l1_chain_id, cfg.rollup_version),
+            fork_from: None,
         }
+    }
+
+    /// This chain on another branch from block `fork_from` on (`None`: the canonical one).
+    pub(crate) fn on_branch(self, fork_from: Option<u64>) -> Chain {
+        Chain { fork_from, ..self }
+    }
+
+    /// The tag of a value of `kind` belonging to block `n` (another one on a forked branch).
+    fn tag_at(&self, kind: u64, n: u64) -> u64 {
+        match self.fork_from {
+            Some(f) if n >= f => hash2(self.tag(kind), 0xf0f),
+            _ => self.tag(kind),
+        }
+    }
+
+    /// Recovers a block number from a value of `kind` written by [`Chain::tag_at`].
+    fn decode_at(&self, kind: u64, text: &str) -> Option<u64> {
+        decode_field(self.tag(kind), text).filter(|&n| self.fork_from.is_none_or(|f| n < f)).or_else(|| {
+            decode_field(self.tag_at(kind, u64::MAX), text).filter(|&n| self.fork_from.is_some_and(|f| n >= f))
+        })
     }
 
     fn tag(&self, kind: u64) -> u64 {
@@ -113,12 +137,12 @@ impl Chain {
 
     /// Appends the quoted hash of block `n`.
     pub(crate) fn write_block_hash(&self, out: &mut Vec<u8>, n: u64) {
-        write_field(out, self.tag(TAG_BLOCK), n);
+        write_field(out, self.tag_at(TAG_BLOCK, n), n);
     }
 
     fn write_archive(&self, out: &mut Vec<u8>, n: u64) {
         out.extend_from_slice(b"{\"root\":");
-        write_field(out, self.tag(TAG_ARCHIVE), n);
+        write_field(out, self.tag_at(TAG_ARCHIVE, n), n);
         out.extend_from_slice(b",\"nextAvailableLeafIndex\":");
         write_u64(out, n + 1);
         out.push(b'}');
@@ -128,7 +152,7 @@ impl Chain {
         out.extend_from_slice(b"\"");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\":{\"root\":");
-        write_field(out, self.tag(TAG_STATE + tree * 16), n);
+        write_field(out, self.tag_at(TAG_STATE + tree * 16, n), n);
         out.extend_from_slice(b",\"nextAvailableLeafIndex\":");
         write_u64(out, (n + 1) * leaves_per_block);
         out.push(b'}');
@@ -144,11 +168,11 @@ impl Chain {
         self.write_archive(out, n.saturating_sub(1));
         if version <= ApiVersion::V3 {
             out.extend_from_slice(b",\"contentCommitment\":{\"blobsHash\":");
-            write_field(out, self.tag(TAG_STATE + 1), n);
+            write_field(out, self.tag_at(TAG_STATE + 1, n), n);
             out.extend_from_slice(b",\"inHash\":");
-            write_field(out, self.tag(TAG_STATE + 2), n);
+            write_field(out, self.tag_at(TAG_STATE + 2, n), n);
             out.extend_from_slice(b",\"outHash\":");
-            write_field(out, self.tag(TAG_STATE + 3), n);
+            write_field(out, self.tag_at(TAG_STATE + 3, n), n);
             out.push(b'}');
         }
         out.extend_from_slice(b",\"state\":{");
@@ -160,7 +184,7 @@ impl Chain {
         out.push(b',');
         self.write_tree(out, "publicDataTree", 4, n, 8);
         out.extend_from_slice(b"}},\"spongeBlobHash\":");
-        write_field(out, self.tag(TAG_STATE + 5), n);
+        write_field(out, self.tag_at(TAG_STATE + 5, n), n);
         out.extend_from_slice(b",\"globalVariables\":{\"chainId\":");
         write_small_field(out, self.l1_chain_id);
         out.extend_from_slice(b",\"version\":");
@@ -235,7 +259,7 @@ impl Chain {
         let cp = self.slot_of(n);
         write_u64(out, cp);
         out.extend_from_slice(b",\"hash\":");
-        write_field(out, self.tag(TAG_CHECKPOINT), cp);
+        write_field(out, self.tag_at(TAG_CHECKPOINT, (cp + 1) * self.blocks_per_slot - 1), cp);
         out.extend_from_slice(b"}}");
     }
 
@@ -290,7 +314,7 @@ impl Chain {
                 if let Some(n) = Chain::tag_block(t, s) {
                     Ok(Some(n))
                 } else if s.starts_with("0x") {
-                    Ok(decode_field(self.tag(TAG_BLOCK), s))
+                    Ok(self.decode_at(TAG_BLOCK, s))
                 } else {
                     s.parse().map(Some).map_err(|_| bad())
                 }
@@ -301,7 +325,7 @@ impl Chain {
                 } else if let Some(Value::String(tag)) = map.get("tag") {
                     Chain::tag_block(t, tag).map(Some).ok_or_else(bad)
                 } else if let Some(Value::String(root)) = map.get("archive") {
-                    Ok(decode_field(self.tag(TAG_ARCHIVE), root))
+                    Ok(self.decode_at(TAG_ARCHIVE, root))
                 } else {
                     Err(bad())
                 }
@@ -372,5 +396,24 @@ mod tests {
         c.write_nested_tips(&mut out, &c.tips(20_000));
         let tips: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(tips["proposed"]["number"], 20_000);
+    }
+
+    #[test]
+    fn a_branch_hashes_differently_from_its_fork_point_and_resolves_its_own_hashes() {
+        let main = chain();
+        let fork = main.on_branch(Some(100));
+        let hash = |c: &Chain, n: u64| {
+            let mut out = Vec::new();
+            c.write_block_hash(&mut out, n);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(hash(&main, 99), hash(&fork, 99), "shared history below the fork");
+        assert_ne!(hash(&main, 100), hash(&fork, 100));
+        let t = main.tips(20_000);
+        let raw = |h: String| RawValue::from_string(h).unwrap();
+        assert_eq!(fork.resolve_block(&raw(hash(&fork, 150)), &t).unwrap(), Some(150));
+        assert_eq!(fork.resolve_block(&raw(hash(&fork, 50)), &t).unwrap(), Some(50));
+        assert_eq!(fork.resolve_block(&raw(hash(&main, 150)), &t).unwrap(), None, "not on this branch");
+        assert_eq!(main.resolve_block(&raw(hash(&fork, 150)), &t).unwrap(), None);
     }
 }

@@ -35,6 +35,12 @@ pub struct Faults {
     pub history: Option<HistoryProfile>,
     /// Gzip every response body, whatever the request's `Accept-Encoding`.
     pub force_gzip: bool,
+    /// Follow another branch from this block on: blocks, archive and state roots, and the
+    /// checkpoints that hold them hash differently at the same heights (tips and blocks).
+    pub fork_from: Option<u64>,
+    /// An L2 prune rolled this node back this many blocks: its tips go back, and the blocks
+    /// above them are gone. Set it on every node for a network-wide prune.
+    pub prune_blocks: u64,
 }
 
 impl Faults {

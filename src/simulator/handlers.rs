@@ -59,11 +59,11 @@ pub(crate) fn call(
         Method::GetCheckpointNumber => checkpoint_number(node, view, params, out)?,
         Method::GetProvenBlockNumber => write_u64(out, view.tips.proven),
         Method::GetCheckpointedBlockNumber => write_u64(out, view.tips.checkpointed),
-        Method::GetChainTips => node.chain.write_nested_tips(out, &view.tips),
+        Method::GetChainTips => view.chain.write_nested_tips(out, &view.tips),
         Method::GetL2Tips if node.cfg.version == ApiVersion::V3 => {
-            node.chain.write_flat_tips(out, &view.tips);
+            view.chain.write_flat_tips(out, &view.tips);
         }
-        Method::GetL2Tips => node.chain.write_nested_tips(out, &view.tips),
+        Method::GetL2Tips => view.chain.write_nested_tips(out, &view.tips),
         Method::GetWorldStateSyncStatus => world_state(node, view, out),
         Method::GetSyncedL2SlotNumber => write_u64(out, node.chain.slot_of(view.tips.proposed)),
         Method::GetSyncedL1Timestamp => {
@@ -128,7 +128,7 @@ fn world_state(node: &NodeState, view: &View, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"latestBlockNumber\":");
     write_u64(out, t.proposed);
     out.extend_from_slice(b",\"latestBlockHash\":");
-    node.chain.write_block_hash(out, t.proposed);
+    view.chain.write_block_hash(out, t.proposed);
     out.extend_from_slice(b",\"finalizedBlockNumber\":");
     write_u64(out, t.finalized);
     out.extend_from_slice(b",\"oldestHistoricBlockNumber\":");
@@ -173,7 +173,7 @@ fn block(
     params: &[&RawValue],
     out: &mut Vec<u8>,
 ) -> Result<Answer, RpcError> {
-    let chain = &node.chain;
+    let chain = &view.chain;
     let number = match (method, opt(params, 0)) {
         (Method::GetBlockHeader, None) => Some(view.tips.proposed),
         (_, raw) => {

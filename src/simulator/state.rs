@@ -72,8 +72,10 @@ pub(crate) struct History {
 /// What one HTTP request sees: the tips at one clock reading and one copy of the faults.
 #[derive(Debug)]
 pub(crate) struct View {
-    /// The node's tip (lag applied).
+    /// The node's tip (lag and prune applied).
     pub(crate) tips: Tips,
+    /// The chain as this request sees it (on another branch under the `fork_from` fault).
+    pub(crate) chain: Chain,
     pub(crate) faults: Faults,
     /// Present when some item of the request needs the sentinel history.
     pub(crate) history: Option<Arc<History>>,
@@ -162,8 +164,9 @@ impl NodeState {
 
     /// Takes the per-request snapshot under already-read faults.
     pub(crate) fn view_with(&self, faults: Faults) -> View {
-        let tip = self.chain.tip_at(unix_ms()).saturating_sub(faults.lag_blocks);
-        View { tips: self.chain.tips(tip), faults, history: None }
+        let tip = self.chain.tip_at(unix_ms()).saturating_sub(faults.lag_blocks + faults.prune_blocks);
+        let chain = self.chain.on_branch(faults.fork_from);
+        View { tips: self.chain.tips(tip), chain, faults, history: None }
     }
 
     /// The sentinel history profile in force under these faults.

@@ -159,6 +159,14 @@ pub struct Metrics {
     pub forked: Family<BackendLabel, Gauge>,
     /// Corroborated best tip of the fleet (0 until known).
     pub best_tip: Gauge,
+    /// Client connections open now (accepted and not yet closed).
+    pub open_connections: Gauge,
+    /// Connections closed at once because `MAX_CONNECTIONS` were open.
+    pub connections_shed: Counter,
+    /// Failed `accept` calls (e.g. out of file descriptors).
+    pub accept_errors: Counter,
+    /// Bytes of node answers held in memory now (bounded by `MAX_BUFFERED_BYTES`).
+    pub buffered_answer_bytes: Gauge,
     /// Request items served (for `/health` totals; not registered, `requests` carries labels).
     pub served: Counter,
     /// Request items answered with a gateway error (for `/health` totals).
@@ -204,12 +212,17 @@ impl Metrics {
             integrity_checked: Family::default(),
             forked: Family::default(),
             best_tip: Gauge::default(),
+            open_connections: Gauge::default(),
+            connections_shed: Counter::default(),
+            accept_errors: Counter::default(),
+            buffered_answer_bytes: Gauge::default(),
             served: Counter::default(),
             failed: Counter::default(),
             registry: Registry::default(),
         };
         m.register_traffic(&mut registry);
         m.register_backends(&mut registry);
+        m.register_resources(&mut registry);
         registry.register("build", "Gateway version", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
         let start = Gauge::<i64>::default();
         start.set(gauge_value(crate::clock::unix_secs()));
@@ -245,6 +258,22 @@ impl Metrics {
         r.register("cache_misses", "Cache misses by tier", self.cache_misses.clone());
         r.register("rejected", "Requests and items rejected by the gateway, by reason", self.rejected.clone());
         r.register("upstream_errors", "Failed upstream attempts by backend", self.upstream_errors.clone());
+    }
+
+    /// Connection and memory bounds (`MAX_CONNECTIONS`, `MAX_BUFFERED_BYTES`).
+    fn register_resources(&self, r: &mut Registry) {
+        r.register("open_connections", "Client connections open now", self.open_connections.clone());
+        r.register(
+            "connections_shed",
+            "Connections closed at once because MAX_CONNECTIONS were open",
+            self.connections_shed.clone(),
+        );
+        r.register("accept_errors", "Failed accepts (e.g. out of file descriptors)", self.accept_errors.clone());
+        r.register(
+            "buffered_answer_bytes",
+            "Bytes of node answers held in memory now (bounded by MAX_BUFFERED_BYTES)",
+            self.buffered_answer_bytes.clone(),
+        );
     }
 
     /// Per-backend gauges, refreshed from the snapshot on scrape.
@@ -407,6 +436,10 @@ mod tests {
             ("backend_in_flight", "gauge"),
             ("backend_forked", "gauge"),
             ("best_tip", "gauge"),
+            ("open_connections", "gauge"),
+            ("connections_shed", "counter"),
+            ("accept_errors", "counter"),
+            ("buffered_answer_bytes", "gauge"),
             ("build", "info"),
             ("start_time_seconds", "gauge"),
         ] {

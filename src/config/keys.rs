@@ -277,6 +277,13 @@ pub static KEYS: &[Key] = &[
         show: Some(|c| c.max_concurrent_requests.to_string()),
     },
     Key {
+        name: "MAX_CONNECTIONS",
+        default: "10000",
+        doc: "open client connections; past it new ones are closed at once (keep below ulimit -n)",
+        parse: |r, c| c.max_connections = r.int(1, 10_000_000) as usize,
+        show: Some(|c| c.max_connections.to_string()),
+    },
+    Key {
         name: "TRUSTED_PROXIES",
         default: "",
         doc: "CIDRs whose X-Forwarded-For is believed",
@@ -297,6 +304,29 @@ pub static KEYS: &[Key] = &[
         doc: "request body limit in bytes (proofs in sendTx are large)",
         parse: |r, c| c.max_body_bytes = r.int(1024, 1 << 30) as usize,
         show: Some(|c| c.max_body_bytes.to_string()),
+    },
+    Key {
+        name: "MAX_RESPONSE_BYTES",
+        default: "67108864",
+        doc: "largest node answer read for a client, in bytes (larger: next node, then 502)",
+        parse: |r, c| c.max_response_bytes = r.int(1024, 1 << 34) as usize,
+        show: Some(|c| c.max_response_bytes.to_string()),
+    },
+    Key {
+        name: "MAX_BUFFERED_BYTES",
+        default: "268435456",
+        doc: "node answer bytes held at once over all requests (full: wait up to 1 s, then 503)",
+        parse: |r, c| {
+            c.max_buffered_bytes = r.int(1024, 1 << 40) as usize;
+            if c.max_buffered_bytes < c.max_response_bytes {
+                let p = format!(
+                    "MAX_BUFFERED_BYTES={} is below MAX_RESPONSE_BYTES={}: one answer could never fit",
+                    c.max_buffered_bytes, c.max_response_bytes
+                );
+                r.problem(p);
+            }
+        },
+        show: Some(|c| c.max_buffered_bytes.to_string()),
     },
     Key {
         name: "MAX_BATCH",

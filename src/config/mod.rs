@@ -85,10 +85,16 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// Requests served at once before the gateway answers 429.
     pub max_concurrent_requests: usize,
+    /// Open client connections before new ones are shed (closed at once).
+    pub max_connections: usize,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Request body limit.
     pub max_body_bytes: usize,
+    /// Largest node answer read for a client request (`MAX_RESPONSE_BYTES`).
+    pub max_response_bytes: usize,
+    /// Node answer bytes buffered at once over all requests (`MAX_BUFFERED_BYTES`).
+    pub max_buffered_bytes: usize,
     /// JSON-RPC batch size limit.
     pub max_batch: usize,
     /// Allowed method globs (empty = the public method table).
@@ -171,8 +177,11 @@ impl Config {
             rate_limit_rps: 0,
             rate_limit_burst: 0,
             max_concurrent_requests: 0,
+            max_connections: 0,
             trusted_proxies: Vec::new(),
             max_body_bytes: 0,
+            max_response_bytes: 0,
+            max_buffered_bytes: 0,
             max_batch: 0,
             allow_methods: Vec::new(),
             deny_methods: Vec::new(),

@@ -16,6 +16,7 @@ use crate::cache::Cache;
 use crate::coalesce::Coalescer;
 use crate::config::Config;
 use crate::dispatch::HedgeBudget;
+use crate::forward::AnswerBudget;
 use crate::methods::Policy;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
@@ -48,6 +49,7 @@ fn state(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>) -> AppStat
         coalescer: Arc::new(Coalescer::default()),
         hedge_budget: HedgeBudget::default(),
         started: Instant::now(),
+        answers: Arc::new(AnswerBudget::new(&config, metrics.buffered_answer_bytes.clone())),
         metrics,
         pool,
         config,

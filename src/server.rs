@@ -33,6 +33,7 @@ use tracing::Instrument;
 
 use crate::error::ProxyError;
 use crate::forward::X_REQUEST_ID;
+use crate::metrics::ReasonLabel;
 use crate::proxy::{self, RpcResponse};
 use crate::selection::Route;
 use crate::state::AppState;
@@ -97,13 +98,26 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
             }
         };
         let started = std::time::Instant::now();
-        let resp = proxy::handle(app, route, &body, &request_id).await;
+        let (mut resp, full) = app.answers.scope(proxy::handle(app, route, &body, &request_id)).await;
+        if full && resp.status.is_server_error() {
+            resp = answers_full(app);
+        }
         log_outcome(&resp, started.elapsed());
         resp
     }
     .instrument(span)
     .await;
     into_http(resp, request_id)
+}
+
+/// The 503 of a request that failed because node answers held in memory reached
+/// `MAX_BUFFERED_BYTES` (retry after a second; counted as `rejected{reason="answer_budget"}`).
+fn answers_full(app: &AppState) -> RpcResponse {
+    app.metrics.rejected.get_or_create(&ReasonLabel { reason: "answer_budget" }).inc();
+    let reason = "gateway busy: node answers held in memory reached MAX_BUFFERED_BYTES".to_owned();
+    let mut resp = RpcResponse::error(&ProxyError::TooManyRequests { reason, retry_after_s: 1 });
+    resp.status = StatusCode::SERVICE_UNAVAILABLE;
+    resp
 }
 
 /// One line per request: debug when it went well, warn when the gateway or a node failed

@@ -53,6 +53,8 @@ pub struct Inner {
     pub hedge_budget: HedgeBudget,
     /// When the gateway started.
     pub started: Instant,
+    /// The memory bound on node answers (`MAX_RESPONSE_BYTES`, `MAX_BUFFERED_BYTES`).
+    pub answers: Arc<forward::AnswerBudget>,
 }
 
 impl Deref for AppState {

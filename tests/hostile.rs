@@ -6,14 +6,22 @@
 
 mod support;
 
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use futures::StreamExt as _;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use sentinel_proxy::config::Config;
-use sentinel_proxy::gateway;
-use sentinel_proxy::simulator::ApiVersion;
+use sentinel_proxy::config::{Config, Sources};
+use sentinel_proxy::simulator::{ApiVersion, SimNode};
+use sentinel_proxy::state::AppState;
+use sentinel_proxy::{gateway, server};
 use serde_json::json;
 use support::{eventually, get, node, rpc, TestProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -165,4 +173,214 @@ async fn shutdown_does_not_wait_for_idle_connections() {
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     assert!(closed_within(&mut half_open, Duration::from_secs(1)).await.is_some());
     assert!(closed_within(&mut h2, Duration::from_secs(1)).await.is_some());
+}
+
+/// A misbehaving node: it serves everything through a simulated node, except `getPendingTxs`,
+/// which it answers with a JSON-RPC result of `size` bytes; with `hold`, it sends the head and
+/// the first MiB, then waits for `release` before the rest.
+struct HostileNode {
+    url: String,
+    size: Arc<AtomicUsize>,
+    chunked: Arc<AtomicBool>,
+    hold: Arc<AtomicBool>,
+    release: tokio::sync::watch::Sender<bool>,
+    big_calls: Arc<AtomicUsize>,
+    _sim: SimNode,
+}
+
+impl HostileNode {
+    async fn start() -> HostileNode {
+        let sim = node(ApiVersion::V5).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (release, released) = tokio::sync::watch::channel(false);
+        let n = HostileNode {
+            url,
+            size: Arc::new(AtomicUsize::new(1 << 20)),
+            chunked: Arc::new(AtomicBool::new(false)),
+            hold: Arc::new(AtomicBool::new(false)),
+            release,
+            big_calls: Arc::new(AtomicUsize::new(0)),
+            _sim: sim,
+        };
+        let upstream = n._sim.url.clone();
+        let (size, chunked, hold, calls) =
+            (Arc::clone(&n.size), Arc::clone(&n.chunked), Arc::clone(&n.hold), Arc::clone(&n.big_calls));
+        tokio::spawn(async move {
+            let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (client, upstream, released) = (client.clone(), upstream.clone(), released.clone());
+                let (size, chunked, hold, calls) =
+                    (Arc::clone(&size), Arc::clone(&chunked), Arc::clone(&hold), Arc::clone(&calls));
+                let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+                    let (client, upstream, mut released) = (client.clone(), upstream.clone(), released.clone());
+                    let (size, chunked, hold, calls) =
+                        (Arc::clone(&size), Arc::clone(&chunked), Arc::clone(&hold), Arc::clone(&calls));
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.unwrap().to_bytes();
+                        if !String::from_utf8_lossy(&body).contains("getPendingTxs") {
+                            let mut fwd = http::Request::post(&upstream).body(Full::new(body)).unwrap();
+                            *fwd.headers_mut() = parts.headers;
+                            fwd.headers_mut().remove(http::header::HOST);
+                            let resp = client.request(fwd).await.unwrap();
+                            let (parts, body) = resp.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            return Ok::<_, Infallible>(http::Response::from_parts(parts, Full::new(body).boxed()));
+                        }
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        let answer = big_answer(size.load(Ordering::SeqCst));
+                        let total = answer.len();
+                        let (first, rest) = answer.split_at(total.min(1 << 20));
+                        let (first, rest) = (Bytes::copy_from_slice(first), Bytes::copy_from_slice(rest));
+                        let held = hold.load(Ordering::SeqCst);
+                        let frames = futures::stream::once(async move { Ok(Frame::data(first)) }).chain(
+                            futures::stream::once(async move {
+                                if held {
+                                    let _ = released.wait_for(|r| *r).await;
+                                }
+                                Ok(Frame::data(rest))
+                            }),
+                        );
+                        let mut resp = http::Response::new(BodyExt::boxed(StreamBody::new(frames)));
+                        resp.headers_mut().insert("content-type", "application/json".parse().unwrap());
+                        if !chunked.load(Ordering::SeqCst) {
+                            resp.headers_mut().insert("content-length", total.into());
+                        }
+                        Ok(resp)
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        n
+    }
+}
+
+const ANSWER_HEAD: &[u8] = br#"{"jsonrpc":"2.0","id":0,"result":""#;
+const ANSWER_TAIL: &[u8] = br#""}"#;
+
+/// A JSON-RPC answer (internal id 0) of exactly `size` bytes.
+fn big_answer(size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(ANSWER_HEAD);
+    out.resize(size - ANSWER_TAIL.len(), b'a');
+    out.extend_from_slice(ANSWER_TAIL);
+    out
+}
+
+/// Length of the result string in [`big_answer`]`(size)`.
+fn result_len(size: usize) -> usize {
+    size - ANSWER_HEAD.len() - ANSWER_TAIL.len()
+}
+
+/// A gateway in front of arbitrary node URLs (`TestProxy` takes simulated nodes only).
+struct Gateway {
+    url: String,
+    state: AppState,
+    cancel: CancellationToken,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Gateway {
+    async fn start(urls: &[&str], extra: &[(&str, &str)]) -> Gateway {
+        let mut src = Sources::for_tests(urls);
+        for (k, v) in extra {
+            src.set(k, *v);
+        }
+        let (state, mut monitor) = gateway::build(Config::from_sources(&src, true).expect("valid test config"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let cancel = CancellationToken::new();
+        tokio::spawn(server::serve(listener, state.clone(), cancel.clone()));
+        monitor.run_once().await;
+        Gateway { url, state, cancel }
+    }
+}
+
+#[tokio::test]
+async fn an_answer_over_max_response_bytes_is_a_clear_502() {
+    let hostile = HostileNode::start().await;
+    let p = Gateway::start(&[&hostile.url], &[("MAX_RESPONSE_BYTES", "1048576")]).await;
+    hostile.size.store(512 << 10, Ordering::SeqCst);
+    let ok = rpc(&p.url, "aztec_getPendingTxs", json!([1])).await;
+    assert_eq!(ok.status, 200, "{:?}", String::from_utf8_lossy(&ok.body[..200.min(ok.body.len())]));
+    assert_eq!(ok.json()["result"].as_str().unwrap().len(), result_len(512 << 10));
+
+    for chunked in [false, true] {
+        hostile.chunked.store(chunked, Ordering::SeqCst);
+        hostile.size.store(3 << 20, Ordering::SeqCst);
+        let r = rpc(&p.url, "aztec_getPendingTxs", json!([2])).await;
+        assert_eq!(r.status, 502, "chunked {chunked}");
+        let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(msg.contains("answer larger than 1048576 bytes"), "chunked {chunked}: {msg}");
+    }
+    let answers = &p.state.answers;
+    assert_eq!(answers.held(), 0, "every answer buffer was given back");
+    assert_eq!(p.state.metrics.buffered_answer_bytes.get(), 0);
+}
+
+#[tokio::test]
+async fn past_the_buffer_budget_a_request_waits_then_gets_503_and_memory_is_given_back() {
+    let hostile = HostileNode::start().await;
+    let settings =
+        [("MAX_RESPONSE_BYTES", "3145728"), ("MAX_BUFFERED_BYTES", "4194304"), ("ATTEMPT_TIMEOUT_MS", "5000")];
+    let p = Gateway::start(&[&hostile.url], &settings).await;
+    hostile.size.store(3 << 20, Ordering::SeqCst);
+    hostile.hold.store(true, Ordering::SeqCst);
+
+    // The first answer takes 3 MiB of the 4 MiB budget and stalls half-way.
+    let first = tokio::spawn({
+        let url = p.url.clone();
+        async move { rpc(&url, "aztec_getPendingTxs", json!([1])).await }
+    });
+    let m = &p.state.metrics;
+    assert!(
+        eventually(Duration::from_secs(10), || async { m.buffered_answer_bytes.get() >= 3 << 20 }).await,
+        "the first answer holds its bytes"
+    );
+
+    // The second finds no room: it waits about a second, then gets a clear 503.
+    let started = Instant::now();
+    let second = rpc(&p.url, "aztec_getPendingTxs", json!([2])).await;
+    let waited = started.elapsed();
+    assert_eq!(second.status, 503, "{}", String::from_utf8_lossy(&second.body));
+    assert_eq!(second.header("retry-after").as_deref(), Some("1"));
+    let msg = second.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("MAX_BUFFERED_BYTES"), "{msg}");
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(5), "waited {waited:?}");
+    assert!(m.render().contains("sentinel_proxy_rejected_total{reason=\"answer_budget\"} 1"));
+
+    // The first completes once the node goes on; then every byte is given back.
+    hostile.release.send(true).unwrap();
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200);
+    assert_eq!(first.json()["result"].as_str().unwrap().len(), result_len(3 << 20));
+    assert!(eventually(Duration::from_secs(5), || async { p.state.answers.held() == 0 }).await);
+    assert_eq!(m.buffered_answer_bytes.get(), 0);
+
+    // A burst of answers that fit in turn: all served, and nothing is kept afterwards.
+    hostile.size.store(1 << 20, Ordering::SeqCst);
+    let burst: Vec<_> = (0..6)
+        .map(|i| {
+            let url = p.url.clone();
+            tokio::spawn(async move { rpc(&url, "aztec_getPendingTxs", json!([10 + i])).await.status })
+        })
+        .collect();
+    for b in burst {
+        assert_eq!(b.await.unwrap(), 200);
+    }
+    assert_eq!(p.state.answers.held(), 0, "no answer buffer outlives its request");
+    assert_eq!(m.buffered_answer_bytes.get(), 0);
+    assert!(hostile.big_calls.load(Ordering::SeqCst) >= 8);
 }

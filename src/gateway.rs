@@ -25,6 +25,7 @@ use crate::server;
 use crate::shared::Shared;
 use crate::state::{AppState, Inner};
 use crate::upstream::Pool;
+use crate::validators::ValidatorWatch;
 
 /// Builds the shared state and the monitor that will publish its snapshots. Needs a Tokio
 /// runtime when `REDIS_URL` is set (the connection is made in the background).
@@ -32,7 +33,7 @@ pub fn build(config: Config) -> (AppState, Monitor) {
     let config = Arc::new(config);
     let pool = Arc::new(Pool::new(&config));
     let state = state(Arc::clone(&config), Arc::clone(&pool), Arc::new(Metrics::new()));
-    let monitor = Monitor::new(config, pool, crate::forward::client());
+    let monitor = Monitor::new(config, pool, crate::forward::client()).with_validators(Arc::clone(&state.validators));
     (state, monitor)
 }
 
@@ -49,6 +50,7 @@ fn state(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>) -> AppStat
         coalescer: Arc::new(Coalescer::default()),
         hedge_budget: HedgeBudget::default(),
         started: Instant::now(),
+        validators: Arc::new(ValidatorWatch::new(&config.watch_validators)),
         answers: Arc::new(AnswerBudget::new(&config, metrics.buffered_answer_bytes.clone())),
         metrics,
         pool,

@@ -6,7 +6,8 @@
 //!   [`config::KEYS`].
 //! - [`jsonrpc`], [`methods`], [`error`]: envelopes, the one method table, the one error mapping.
 //! - [`compat`]: API generations, which node serves which call, and under which name.
-//! - [`integrity`]: pure sentinel-history analysis (scores, kinds, consensus).
+//! - [`integrity`]: pure sentinel-history analysis (scores, kinds, consensus);
+//!   [`validators`]: the watched validators' duties judged across nodes.
 //! - [`upstream`]: backends, live counters, circuit breakers, the `ArcSwap` snapshot pool.
 //! - [`health`], [`monitor`]: probing nodes; the one background writer of the pool;
 //!   [`fork`]: hash agreement across nodes at equal heights.
@@ -46,3 +47,4 @@ pub mod simulator;
 pub mod state;
 pub mod status;
 pub mod upstream;
+pub mod validators;

@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use crate::integrity::IntegrityStatus;
 use crate::methods;
 use crate::upstream::{BackendView, CircuitState, Snapshot};
+use crate::validators::{ValidatorReport, WatchStatus};
 
 /// Labels of one served request item.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,6 +100,22 @@ pub struct IntegrityStatusLabels {
     pub status: &'static str,
 }
 
+/// A watched validator label (`WATCH_VALIDATORS`, lowercase): bounded by the configuration.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ValidatorLabel {
+    /// Validator address.
+    pub validator: String,
+}
+
+/// Labels of the validator watch status state set: one series per watched validator and status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ValidatorStatusLabels {
+    /// Validator address.
+    pub validator: String,
+    /// `healthy`, `missing-duties` or `unknown`.
+    pub status: &'static str,
+}
+
 /// Every integrity status with its label value, in state-set order.
 const INTEGRITY_STATUSES: [IntegrityStatus; 5] = [
     IntegrityStatus::Perfect,
@@ -159,6 +176,14 @@ pub struct Metrics {
     pub forked: Family<BackendLabel, Gauge>,
     /// Corroborated best tip of the fleet (0 until known).
     pub best_tip: Gauge,
+    /// Agreed missed attestations of a watched validator over the window.
+    pub validator_missed_attestations: Family<ValidatorLabel, Gauge>,
+    /// Agreed missed proposals of a watched validator over the window.
+    pub validator_missed_proposals: Family<ValidatorLabel, Gauge>,
+    /// Newest agreed epochs with a missed duty in a row.
+    pub validator_missed_streak: Family<ValidatorLabel, Gauge>,
+    /// Validator watch status as a state set: 1 for the current status.
+    pub validator_status: Family<ValidatorStatusLabels, Gauge>,
     /// Client connections open now (accepted and not yet closed).
     pub open_connections: Gauge,
     /// Connections closed at once because `MAX_CONNECTIONS` were open.
@@ -212,6 +237,10 @@ impl Metrics {
             integrity_checked: Family::default(),
             forked: Family::default(),
             best_tip: Gauge::default(),
+            validator_missed_attestations: Family::default(),
+            validator_missed_proposals: Family::default(),
+            validator_missed_streak: Family::default(),
+            validator_status: Family::default(),
             open_connections: Gauge::default(),
             connections_shed: Counter::default(),
             accept_errors: Counter::default(),
@@ -222,6 +251,7 @@ impl Metrics {
         };
         m.register_traffic(&mut registry);
         m.register_backends(&mut registry);
+        m.register_validators(&mut registry);
         m.register_resources(&mut registry);
         registry.register("build", "Gateway version", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
         let start = Gauge::<i64>::default();
@@ -306,6 +336,49 @@ impl Metrics {
             self.integrity_status.clone(),
         );
         r.register("best_tip", "Corroborated best tip of the fleet (0 unknown)", self.best_tip.clone());
+    }
+
+    /// Validator watch gauges, refreshed from the published report on scrape.
+    fn register_validators(&self, r: &mut Registry) {
+        let gauges: [(&str, &str, &Family<ValidatorLabel, Gauge>); 3] = [
+            (
+                "validator_missed_attestations",
+                "Missed attestations of a watched validator over the window, agreed by every node",
+                &self.validator_missed_attestations,
+            ),
+            (
+                "validator_missed_proposals",
+                "Missed proposals of a watched validator over the window, agreed by every node",
+                &self.validator_missed_proposals,
+            ),
+            (
+                "validator_missed_streak_epochs",
+                "Newest epochs in a row in which a watched validator missed an agreed duty",
+                &self.validator_missed_streak,
+            ),
+        ];
+        for (name, help, g) in gauges {
+            r.register(name, help, g.clone());
+        }
+        r.register(
+            "validator_status",
+            "Validator watch state set (healthy, missing-duties, unknown): 1 for the current status",
+            self.validator_status.clone(),
+        );
+    }
+
+    /// Refreshes the validator watch gauges from the published report (called on scrape).
+    pub fn observe_validators(&self, report: &ValidatorReport) {
+        for v in &report.validators {
+            let l = ValidatorLabel { validator: v.address.clone() };
+            self.validator_missed_attestations.get_or_create(&l).set(gauge_value(v.counts.missed_attestations));
+            self.validator_missed_proposals.get_or_create(&l).set(gauge_value(v.counts.missed_proposals));
+            self.validator_missed_streak.get_or_create(&l).set(gauge_value(v.missed_streak_epochs));
+            for status in WatchStatus::ALL {
+                let sl = ValidatorStatusLabels { validator: v.address.clone(), status: status.as_str() };
+                self.validator_status.get_or_create(&sl).set(i64::from(status == v.status));
+            }
+        }
     }
 
     /// Bounded method label: the table name without namespace (`aztec_getBlock` and

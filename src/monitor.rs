@@ -19,6 +19,7 @@ use crate::health::{self, Probe, TipsMethod};
 use crate::integrity::{self, Analysis, IntegrityParams, IntegrityStatus};
 use crate::jsonrpc;
 use crate::upstream::{BackendView, Health, Integrity, Namespace, Pool, Snapshot};
+use crate::validators::ValidatorWatch;
 
 /// The monitor task's private state (only it touches this).
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub struct Monitor {
     params: IntegrityParams,
     /// Epoch parameters already read from a node.
     detected: bool,
+    /// Where the validator watch report is published after each integrity pass.
+    validators: Arc<ValidatorWatch>,
 }
 
 impl Monitor {
@@ -49,7 +52,15 @@ impl Monitor {
             down: vec![false; n],
             params,
             detected: false,
+            validators: Arc::default(),
         }
+    }
+
+    /// Publishes the validator watch report (`WATCH_VALIDATORS`) into `watch`, shared with
+    /// the operator surfaces.
+    pub fn with_validators(mut self, watch: Arc<ValidatorWatch>) -> Monitor {
+        self.validators = watch;
+        self
     }
 
     /// Runs both loops until `cancel`. The first probe and analysis happen at once.
@@ -115,6 +126,7 @@ impl Monitor {
         }
         integrity::apply_consensus(&mut good, &self.params);
         let now = crate::clock::unix_secs();
+        self.publish_validators(&good, now);
         let backends = snap
             .backends
             .iter()
@@ -138,6 +150,18 @@ impl Monitor {
         });
     }
 
+    /// Judges the watched validators over this pass's analyses and publishes the report.
+    fn publish_validators(&self, analysed: &[(String, Analysis)], now: u64) {
+        let watch = &self.config.watch_validators;
+        if watch.is_empty() {
+            return;
+        }
+        let nodes: Vec<(&str, &integrity::WatchedDuties)> =
+            analysed.iter().map(|(name, a)| (name.as_str(), &a.duties)).collect();
+        let report = crate::validators::judge(watch, &nodes, self.params.slots_per_epoch, Some(now));
+        self.validators.publish(report);
+    }
+
     /// Fetches and analyses one backend's stats; `None` when it is not ready (not checked).
     async fn analyse_one(&self, v: &BackendView) -> Option<Result<Analysis, String>> {
         if !v.health.ready {
@@ -152,8 +176,9 @@ impl Monitor {
             Ok(reply) => reply.body,
             Err(e) => return Some(Err(format!("fetching validator stats failed: {e}"))),
         };
-        let params = self.params.clone();
-        let analysed = tokio::task::spawn_blocking(move || integrity::analyse_response(&body, &params)).await;
+        let (params, watch) = (self.params.clone(), self.config.watch_validators.clone());
+        let analysed =
+            tokio::task::spawn_blocking(move || integrity::analyse_response_watching(&body, &params, &watch)).await;
         Some(match analysed {
             Ok(Ok(a)) => Ok(a),
             Ok(Err(e)) => Err(format!("analysis failed: {e}")),

@@ -23,6 +23,7 @@ use crate::methods::Policy;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::upstream::Pool;
+use crate::validators::ValidatorWatch;
 
 /// Shared state of one gateway; cheap to clone.
 #[derive(Clone, Debug)]
@@ -53,6 +54,8 @@ pub struct Inner {
     pub hedge_budget: HedgeBudget,
     /// When the gateway started.
     pub started: Instant,
+    /// The validator watch report (published by the monitor after each integrity pass).
+    pub validators: Arc<ValidatorWatch>,
     /// The memory bound on node answers (`MAX_RESPONSE_BYTES`, `MAX_BUFFERED_BYTES`).
     pub answers: Arc<forward::AnswerBudget>,
 }

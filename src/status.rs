@@ -1,8 +1,8 @@
 //! Operator surfaces: the `/health` document (docs/observability.md#health-document) built from
-//! the snapshot and counters, `/ready` (200 only with a routable backend), `/live`, `/metrics`
-//! and `/dashboard`.
-//! With `ADMIN_TOKEN` set, `/health` details and `/metrics` need `Authorization: Bearer <token>`;
-//! `/ready`, `/live`, the bare `/health` status and the (data-free) dashboard page do not.
+//! the snapshot and counters, `/ready` (200 only with a routable backend), `/live`, `/metrics`,
+//! `/validators` (the validator watch report) and `/dashboard`.
+//! With `ADMIN_TOKEN` set, `/health` details, `/validators` and `/metrics` need
+//! `Authorization: Bearer <token>`; `/ready`, `/live`, the bare `/health` status and the (data-free) dashboard page do not.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -245,12 +245,22 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Respons
         return unauthorized();
     }
     app.metrics.observe_snapshot(&app.pool.snapshot());
+    app.metrics.observe_validators(&app.validators.report());
     let mut r = app.metrics.render().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     r
+}
+
+/// `GET /validators`: the validator watch report (README "Validator watch"); with
+/// `ADMIN_TOKEN` set it needs the Bearer token, like `/health` details.
+pub async fn validators(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if !authorized(&app, &headers) {
+        return unauthorized();
+    }
+    axum::Json(&*app.validators.report()).into_response()
 }
 
 /// The dashboard page, embedded in the binary.

@@ -365,6 +365,24 @@ pub static KEYS: &[Key] = &[
         show: Some(|c| c.deny_methods.join(",")),
     },
     Key {
+        name: "WATCH_VALIDATORS",
+        default: "",
+        doc: "comma-separated validator addresses (0x + 40 hex) whose duties GET /validators reports",
+        parse: |r, c| {
+            for entry in r.list() {
+                if crate::validators::valid_address(&entry) {
+                    let address = entry.to_ascii_lowercase();
+                    if !c.watch_validators.contains(&address) {
+                        c.watch_validators.push(address);
+                    }
+                } else {
+                    r.problem(format!("WATCH_VALIDATORS entry {entry:?}: expected 0x and 40 hex digits"));
+                }
+            }
+        },
+        show: Some(|c| c.watch_validators.join(",")),
+    },
+    Key {
         name: "ADMIN_TOKEN",
         default: "",
         doc: "when set, /health details and /metrics need Authorization: Bearer <token>",

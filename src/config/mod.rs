@@ -101,6 +101,8 @@ pub struct Config {
     pub allow_methods: Vec<String>,
     /// Denied method globs (deny wins).
     pub deny_methods: Vec<String>,
+    /// Validators whose duties `/validators` reports (lowercase, `0x` + 40 hex, no duplicates).
+    pub watch_validators: Vec<String>,
     /// Bearer token for `/health` details and `/dashboard`.
     pub admin_token: Option<String>,
     /// Rollup version every node must report.
@@ -185,6 +187,7 @@ impl Config {
             max_batch: 0,
             allow_methods: Vec::new(),
             deny_methods: Vec::new(),
+            watch_validators: Vec::new(),
             admin_token: None,
             expected_rollup_version: None,
             max_stats_bytes: 0,
@@ -307,6 +310,19 @@ mod tests {
             assert!(section.contains(&format!("`{}`", k.name)), "README's configuration table lacks {}", k.name);
             assert!(listed.contains(k.name) && listed.contains(k.doc), "{}", k.name);
         }
+    }
+
+    #[test]
+    fn watched_validators_are_lowercased_and_checked() {
+        let a = "0xAbCdEf0000000000000000000000000000000001";
+        let c =
+            Config::from_sources(&src(&[("WATCH_VALIDATORS", &format!("{a}, {}", a.to_lowercase()))]), true).unwrap();
+        assert_eq!(c.watch_validators, [a.to_lowercase()]);
+        let mut s = Sources::default();
+        s.add_toml(&format!("watch_validators = [\"{a}\", \"0x12\", \"validator-3\"]"));
+        let err = Config::from_sources(&s, true).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0.iter().any(|p| p.contains("WATCH_VALIDATORS entry \"0x12\"")), "{err}");
     }
 
     #[test]

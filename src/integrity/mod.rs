@@ -10,9 +10,12 @@
 //! 1. `parse`: typed serde over the body, borrowing strings from it (no `Value` tree);
 //! 2. `tally`: choose the window of complete epochs and count records per epoch by family;
 //! 3. `score`: the epoch rules of docs/integrity.md#epoch-score (exact integer arithmetic), then the node score;
-//! 4. `consensus`: cross-node majority on each slot's proposer outcome.
+//! 4. `consensus`: cross-node majority on each slot's proposer outcome;
+//! 5. `duties` (only with a watch list): the watched validators' records over the same window,
+//!    judged across nodes by `crate::validators`.
 
 mod consensus;
+mod duties;
 mod parse;
 mod score;
 mod tally;
@@ -23,6 +26,7 @@ mod tests;
 mod verdict;
 
 pub use consensus::apply_consensus;
+pub use duties::{Duty, WatchedDuties};
 pub use verdict::{Analysis, EpochReport, IntegrityStatus, NodeKind, SlotOutcomes, Verdict};
 
 /// Largest accepted `slots_per_epoch` / `expected_validators`; keeps the exact arithmetic far
@@ -83,9 +87,23 @@ pub enum IntegrityError {
 /// [`IntegrityError::InvalidParams`] for unusable parameters. A disabled sentinel or an empty
 /// history is `Ok` with status [`IntegrityStatus::Unknown`] and a reason.
 pub fn analyse_response(body: &[u8], params: &IntegrityParams) -> Result<Analysis, IntegrityError> {
+    analyse_response_watching(body, params, &[])
+}
+
+/// [`analyse_response`], and also the records of the `watch`ed validators (lowercase
+/// addresses) over the same window, in [`Analysis::duties`], read from the same parsed
+/// document.
+///
+/// # Errors
+/// As [`analyse_response`].
+pub fn analyse_response_watching(
+    body: &[u8],
+    params: &IntegrityParams,
+    watch: &[String],
+) -> Result<Analysis, IntegrityError> {
     validate(params)?;
     let doc = parse::parse_response(body)?;
-    Ok(tally::analyse_doc(&doc, params))
+    Ok(analyse_watching(&doc, params, watch))
 }
 
 /// Analyse a bare `ValidatorsStats` document (the `result` of the RPC call).
@@ -93,9 +111,29 @@ pub fn analyse_response(body: &[u8], params: &IntegrityParams) -> Result<Analysi
 /// # Errors
 /// As [`analyse_response`], minus the envelope cases.
 pub fn analyse_stats(stats_json: &[u8], params: &IntegrityParams) -> Result<Analysis, IntegrityError> {
+    analyse_stats_watching(stats_json, params, &[])
+}
+
+/// [`analyse_stats`] plus the watched validators' records, as [`analyse_response_watching`].
+///
+/// # Errors
+/// As [`analyse_stats`].
+pub fn analyse_stats_watching(
+    stats_json: &[u8],
+    params: &IntegrityParams,
+    watch: &[String],
+) -> Result<Analysis, IntegrityError> {
     validate(params)?;
     let doc = parse::parse_stats(stats_json)?;
-    Ok(tally::analyse_doc(&doc, params))
+    Ok(analyse_watching(&doc, params, watch))
+}
+
+fn analyse_watching(doc: &parse::StatsDoc<'_>, params: &IntegrityParams, watch: &[String]) -> Analysis {
+    let mut analysis = tally::analyse_doc(doc, params);
+    if !watch.is_empty() {
+        analysis.duties = duties::extract(doc, &analysis, watch, params.slots_per_epoch);
+    }
+    analysis
 }
 
 /// Status for a node score: `perfect` at 100, `good` at or above `threshold`, else `bad`.

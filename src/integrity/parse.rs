@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Unexpected, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Unexpected, Visitor};
 use serde::Deserialize;
 
 use super::IntegrityError;
@@ -47,16 +47,23 @@ pub(super) struct StatsDoc<'a> {
     pub(super) slot_window: Option<u64>,
 }
 
-/// The `stats` map's values, in document order (addresses are not needed).
+/// The `stats` map's values, in document order, each with its address (the map key).
 #[derive(Default)]
 pub(super) struct Validators<'a>(pub(super) Vec<ValidatorDoc<'a>>);
 
-/// One validator's stats; only the history matters.
+/// One validator's stats; only the history (and, for the validator watch, the address) matters.
 #[derive(Deserialize)]
 pub(super) struct ValidatorDoc<'a> {
+    /// The `stats` map key, borrowed from the body unless escaped.
+    #[serde(skip)]
+    pub(super) address: Cow<'a, str>,
     #[serde(borrow, default)]
     pub(super) history: Vec<Record<'a>>,
 }
+
+/// A `stats` map key; `Cow` with `borrow` so that it borrows from the body.
+#[derive(Deserialize)]
+struct Address<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// One history entry.
 #[derive(Deserialize)]
@@ -122,7 +129,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Validators<'a> {
     }
 }
 
-/// Collects the map's values into a `Vec`, skipping the address keys.
+/// Collects the map's values into a `Vec`, each with its address key.
 struct ValidatorsVisitor<'a>(PhantomData<&'a ()>);
 
 impl<'de: 'a, 'a> Visitor<'de> for ValidatorsVisitor<'a> {
@@ -134,8 +141,9 @@ impl<'de: 'a, 'a> Visitor<'de> for ValidatorsVisitor<'a> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        while map.next_key::<IgnoredAny>()?.is_some() {
-            out.push(map.next_value()?);
+        while let Some(Address(address)) = map.next_key::<Address<'de>>()? {
+            let doc: ValidatorDoc<'de> = map.next_value()?;
+            out.push(ValidatorDoc { address, ..doc });
         }
         Ok(Validators(out))
     }

@@ -55,6 +55,7 @@ pub(super) fn analyse_doc(doc: &StatsDoc<'_>, params: &IntegrityParams) -> Analy
         outcomes,
         tallies,
         scored: true,
+        duties: super::WatchedDuties::default(),
     };
     analysis.rescore(params);
     analysis

@@ -133,6 +133,8 @@ pub struct Analysis {
     pub(super) tallies: Vec<EpochTally>,
     /// False for an `unknown` verdict, which [`Analysis::rescore`] must leave alone.
     pub(super) scored: bool,
+    /// The watched validators' records over the window (empty without a watch list).
+    pub duties: super::WatchedDuties,
 }
 
 impl Analysis {
@@ -152,6 +154,7 @@ impl Analysis {
             outcomes: SlotOutcomes::default(),
             tallies: Vec::new(),
             scored: false,
+            duties: super::WatchedDuties::default(),
         }
     }
 

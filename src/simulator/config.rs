@@ -10,7 +10,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::faults::Faults;
+use super::chain::Chain;
+use super::faults::{Faults, ValidatorEpochs, ValidatorRef};
+use super::stats::write_validator_address;
 
 /// Fixed chain clock used by named profiles (2026-01-01T00:00:00Z), so that separately started
 /// `simulate` processes agree on the tips.
@@ -208,6 +210,14 @@ impl SimConfig {
         }
     }
 
+    /// The address of validator `idx` of this config's network (`0x` + 40 lowercase hex digits;
+    /// the set holds twice `committee_size` validators). Nodes of one network share addresses.
+    pub fn validator_address(&self, idx: u64) -> String {
+        let mut out = Vec::with_capacity(42);
+        write_validator_address(&mut out, &Chain::new(&self.clone().normalized()), idx);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// The same config with every divisor forced to be at least 1.
     pub(crate) fn normalized(mut self) -> Self {
         self.blocks_per_slot = self.blocks_per_slot.max(1);
@@ -217,10 +227,15 @@ impl SimConfig {
     }
 }
 
+/// The validator the demo network has offline (every node's `offline_validators`).
+pub const DEMO_OFFLINE_VALIDATOR: u64 = 5;
+
 /// The demo network: four nodes sharing one chain clock (3 s blocks, 2 blocks per slot).
 ///
 /// `archiver-1` (archiver, v6), `pruned-1` (pruned, v5), `corrupted-1` (corrupted archiver, v5)
-/// and `lagging-1` (pruned, v4, 10 blocks behind).
+/// and `lagging-1` (pruned, v4, 10 blocks behind). Validator [`DEMO_OFFLINE_VALIDATOR`] is
+/// offline on the whole network (it misses every duty); watch it with
+/// [`demo_watch_validators`].
 pub fn demo_fleet(genesis_unix_ms: u64) -> Vec<SimConfig> {
     let node = |name: &str, version, history, epochs, lag| {
         let mut cfg = SimConfig::for_tests(version);
@@ -230,6 +245,8 @@ pub fn demo_fleet(genesis_unix_ms: u64) -> Vec<SimConfig> {
         cfg.history = history;
         cfg.history_epochs = epochs;
         cfg.faults.lag_blocks = lag;
+        cfg.faults.offline_validators =
+            vec![ValidatorEpochs::from(vec![ValidatorRef::Index(DEMO_OFFLINE_VALIDATOR)], 0)];
         cfg
     };
     vec![
@@ -238,4 +255,13 @@ pub fn demo_fleet(genesis_unix_ms: u64) -> Vec<SimConfig> {
         node("corrupted-1", ApiVersion::V5, HistoryProfile::Corrupted, 120, 0),
         node("lagging-1", ApiVersion::V4, HistoryProfile::Pruned, 24, 10),
     ]
+}
+
+/// `WATCH_VALIDATORS` for the demo network: two reliable validators (0 and 1), the offline one
+/// and an address the network does not have.
+pub fn demo_watch_validators() -> Vec<String> {
+    let cfg = SimConfig::for_tests(ApiVersion::V6);
+    let mut out: Vec<String> = [0, 1, DEMO_OFFLINE_VALIDATOR].iter().map(|&i| cfg.validator_address(i)).collect();
+    out.push(format!("0x{}", "5e".repeat(20)));
+    out
 }

@@ -1,9 +1,9 @@
 //! Fault switches of a simulated node, changeable at run time.
 //!
 //! `Faults` is plain data. The node keeps the live copy in a `std::sync::Mutex` (see
-//! `state::NodeState`): every request clones it once under the lock (all fields are `Copy`, so
-//! that is a few word copies) and never holds the guard across an `.await`. Writers are
-//! `SimNode::set_faults` / `update_faults` and `POST /control`.
+//! `state::NodeState`): every request clones it once under the lock (a few words, plus the two
+//! validator lists, which are usually empty) and never holds the guard across an `.await`.
+//! Writers are `SimNode::set_faults` / `update_faults` and `POST /control`.
 
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,43 @@ pub struct Faults {
     /// An L2 prune rolled this node back this many blocks: its tips go back, and the blocks
     /// above them are gone. Set it on every node for a network-wide prune.
     pub prune_blocks: u64,
+    /// Validators that do none of their duties in the given epochs: as proposer their slot is
+    /// missed (no block, no attestations), as attester they record `attestation-missed`. The
+    /// validators' real-world absence, so set the same list on every node of the network.
+    pub offline_validators: Vec<ValidatorEpochs>,
+    /// A blind spot of this node's sentinel: its history lacks every entry of these validators
+    /// in the given epochs (other nodes still see them).
+    pub blind_validators: Vec<ValidatorEpochs>,
+}
+
+/// Some validators over an epoch range (both ends inclusive), for the duty faults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidatorEpochs {
+    /// The validators, by index into the validator set (0 up to twice the committee size) or by
+    /// address (case-insensitive); an address the network does not have is ignored.
+    pub validators: Vec<ValidatorRef>,
+    /// First epoch affected.
+    pub from_epoch: u64,
+    /// Last epoch affected; `None` (the default): every epoch from `from_epoch` on.
+    pub to_epoch: Option<u64>,
+}
+
+impl ValidatorEpochs {
+    /// These validators from `from_epoch` on, for good.
+    pub fn from(validators: Vec<ValidatorRef>, from_epoch: u64) -> Self {
+        ValidatorEpochs { validators, from_epoch, to_epoch: None }
+    }
+}
+
+/// One validator of the simulated network: `3` or `"0xab…"` in JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ValidatorRef {
+    /// Index into the validator set.
+    Index(u64),
+    /// Address.
+    Address(String),
 }
 
 impl Faults {
@@ -78,6 +115,21 @@ mod tests {
         assert_eq!(f.history, Some(HistoryProfile::Gapped));
         f.merge_json(br#"{"http_status":null}"#).unwrap();
         assert_eq!(f.http_status, None);
+    }
+
+    #[test]
+    fn duty_faults_take_indices_or_addresses() {
+        let mut f = Faults::default();
+        f.merge_json(
+            br#"{"offline_validators":[{"validators":[3,"0xAB"],"from_epoch":10,"to_epoch":12}],
+            "blind_validators":[{"validators":[1]}]}"#,
+        )
+        .unwrap();
+        let off = &f.offline_validators[0];
+        assert_eq!(off.validators, [ValidatorRef::Index(3), ValidatorRef::Address("0xAB".to_owned())]);
+        assert_eq!((off.from_epoch, off.to_epoch), (10, Some(12)));
+        assert_eq!((f.blind_validators[0].from_epoch, f.blind_validators[0].to_epoch), (0, None));
+        assert!(f.merge_json(br#"{"offline_validators":[{"validators":[1],"epochs":3}]}"#).is_err());
     }
 
     #[test]

@@ -8,10 +8,17 @@
 //! Healthy shape per epoch (what docs/integrity.md#epoch-score scores 100): exactly one proposer record per slot,
 //! every non-proposer committee member gets one attestation record for each slot whose proposer
 //! status is in the "attested" family, and exactly `committee_size` distinct validators.
+//!
+//! Network noise (a proposer missing its slot, an attester missing one attestation) only ever
+//! hits the *flaky* quarter of the validator set (index ≡ 3 mod 4); the others never miss a
+//! duty unless the `offline_validators` fault takes them offline, so a watched validator's
+//! misses in tests are exactly the ones a test caused.
 
 use super::chain::Chain;
 use super::config::{ApiVersion, HistoryProfile, SimConfig, ARCHIVE_DEPTH_EPOCHS};
 use super::encode::hash3;
+use super::faults::{Faults, ValidatorEpochs, ValidatorRef};
+use super::stats::validator_index;
 
 /// `slotWindow` of archive-like nodes, in epochs (the "very large" history length).
 const ARCHIVE_WINDOW_EPOCHS: u64 = 10_000;
@@ -140,12 +147,62 @@ pub(crate) struct Model {
 }
 
 /// Inputs of one model build.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Spec {
     pub(crate) chain: Chain,
     pub(crate) version: ApiVersion,
     pub(crate) profile: HistoryProfile,
     pub(crate) window: Window,
+    pub(crate) duties: DutyFaults,
+}
+
+/// The duty faults (`offline_validators`, `blind_validators`) resolved to validator indices:
+/// `(index, first epoch, last epoch)`, both ends inclusive.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DutyFaults {
+    offline: Vec<(u64, u64, u64)>,
+    blind: Vec<(u64, u64, u64)>,
+}
+
+impl DutyFaults {
+    /// Resolves the faults' indices and addresses on `chain` (unknown ones are ignored).
+    pub(crate) fn resolve(faults: &Faults, chain: &Chain) -> DutyFaults {
+        let resolve = |list: &[ValidatorEpochs]| -> Vec<(u64, u64, u64)> {
+            let n = validator_count(chain);
+            let mut out = Vec::new();
+            for range in list {
+                let to = range.to_epoch.unwrap_or(u64::MAX);
+                for v in &range.validators {
+                    let idx = match v {
+                        ValidatorRef::Index(i) => Some(*i).filter(|&i| i < n),
+                        ValidatorRef::Address(a) => validator_index(chain, a).map(|i| i as u64),
+                    };
+                    out.extend(idx.map(|i| (i, range.from_epoch, to)));
+                }
+            }
+            out
+        };
+        DutyFaults { offline: resolve(&faults.offline_validators), blind: resolve(&faults.blind_validators) }
+    }
+
+    fn hit(list: &[(u64, u64, u64)], idx: u64, epoch: u64) -> bool {
+        list.iter().any(|&(i, from, to)| i == idx && (from..=to).contains(&epoch))
+    }
+
+    /// Validator `idx` does no duty in `epoch`.
+    fn offline(&self, idx: u64, epoch: u64) -> bool {
+        Self::hit(&self.offline, idx, epoch)
+    }
+
+    /// This node does not record validator `idx` in `epoch`.
+    fn blind(&self, idx: u64, epoch: u64) -> bool {
+        Self::hit(&self.blind, idx, epoch)
+    }
+}
+
+/// Whether random network noise may make validator `idx` miss a duty (one in four).
+pub(crate) fn flaky(idx: u64) -> bool {
+    idx % 4 == 3
 }
 
 /// Size of the validator set: twice the committee.
@@ -240,6 +297,12 @@ impl Model {
                 record_slot(spec, slot, epoch, members, &mut entries);
             }
         }
+        if !spec.duties.blind.is_empty() {
+            let spe = chain.slots_per_epoch;
+            for (idx, list) in entries.iter_mut().enumerate() {
+                list.retain(|&(slot, _)| !spec.duties.blind(idx as u64, slot / spe));
+            }
+        }
         for list in &mut entries {
             // Retention: the store keeps each validator's last `slot_window` entries.
             let keep = usize::try_from(w.slot_window).unwrap_or(usize::MAX);
@@ -258,6 +321,12 @@ fn record_slot(spec: &Spec, slot: u64, epoch: u64, members: &[u64], entries: &mu
     let damage = damage(spec.profile, epoch);
     let proposer = members[(hash3(seed, LANE_PROPOSER, slot) % members.len() as u64) as usize];
     let mut class = class_of(seed, slot);
+    if class == Class::Missed && !flaky(proposer) {
+        class = Class::Mined;
+    }
+    if spec.duties.offline(proposer, epoch) {
+        class = Class::Missed;
+    }
     if corrupted && hash3(seed, LANE_FLIP, slot).is_multiple_of(8) {
         class = match class {
             Class::Mined => Class::Attested,
@@ -278,7 +347,8 @@ fn record_slot(spec: &Spec, slot: u64, epoch: u64, members: &[u64], entries: &mu
         if damage == Damage::LostAttestations && roll.is_multiple_of(2) {
             continue;
         }
-        let att = if roll % 40 == 7 { Status::AttestationMissed } else { Status::AttestationSent };
+        let missed = (flaky(m) && roll % 40 == 7) || spec.duties.offline(m, epoch);
+        let att = if missed { Status::AttestationMissed } else { Status::AttestationSent };
         entries[m as usize].push((slot, att));
     }
     if damage == Damage::ExtraValidators {
@@ -292,6 +362,7 @@ fn record_slot(spec: &Spec, slot: u64, epoch: u64, members: &[u64], entries: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simulator::faults::Faults;
     use std::collections::{BTreeMap, BTreeSet};
 
     fn spec(profile: HistoryProfile, version: ApiVersion) -> Spec {
@@ -299,7 +370,7 @@ mod tests {
         cfg.history = profile;
         let chain = Chain::new(&cfg);
         let slot = chain.slot_of(cfg.initial_block);
-        Spec { chain, version, profile, window: Window::new(&cfg, profile, slot) }
+        Spec { chain, version, profile, window: Window::new(&cfg, profile, slot), duties: DutyFaults::default() }
     }
 
     /// (A, M, T, V) per epoch, the quantities docs/integrity.md#epoch-score scores.
@@ -368,6 +439,41 @@ mod tests {
                 .into_iter()
                 .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn only_flaky_or_offline_validators_miss_and_blind_spots_hide() {
+        let base = spec(HistoryProfile::Pruned, ApiVersion::V6);
+        let missed_by = |model: &Model| -> BTreeSet<usize> {
+            let mut who = BTreeSet::new();
+            for (v, list) in model.entries.iter().enumerate() {
+                if list.iter().any(|(_, s)| s.is_missed()) {
+                    who.insert(v);
+                }
+            }
+            who
+        };
+        let healthy = Model::build(&base);
+        assert!(missed_by(&healthy).iter().all(|&v| flaky(v as u64)), "{:?}", missed_by(&healthy));
+        let last = base.window.last_processed / 32;
+        let faults = Faults {
+            offline_validators: vec![ValidatorEpochs::from(vec![ValidatorRef::Index(0)], last - 3)],
+            blind_validators: vec![ValidatorEpochs {
+                validators: vec![ValidatorRef::Index(1)],
+                from_epoch: last - 5,
+                to_epoch: Some(last - 4),
+            }],
+            ..Faults::default()
+        };
+        let duties = DutyFaults::resolve(&faults, &base.chain);
+        let model = Model::build(&Spec { duties, ..base });
+        for &(slot, status) in &model.entries[0] {
+            assert_eq!(status.is_missed(), slot / 32 >= last - 3, "slot {slot} {status:?}");
+        }
+        assert!(model.entries[0].iter().any(|(slot, _)| slot / 32 >= last - 3), "validator 0 had duties");
+        assert!(model.entries[1].iter().all(|(slot, _)| !(last - 5..=last - 4).contains(&(slot / 32))));
+        let before = healthy.entries[1].iter().filter(|(slot, _)| (last - 5..=last - 4).contains(&(slot / 32))).count();
+        assert!(before > 0, "validator 1 had duties there");
     }
 
     #[test]

@@ -44,8 +44,11 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{demo_fleet, ApiVersion, HistoryProfile, SimConfig, PROFILE_GENESIS_UNIX_MS};
-pub use faults::Faults;
+pub use config::{
+    demo_fleet, demo_watch_validators, ApiVersion, HistoryProfile, SimConfig, DEMO_OFFLINE_VALIDATOR,
+    PROFILE_GENESIS_UNIX_MS,
+};
+pub use faults::{Faults, ValidatorEpochs, ValidatorRef};
 pub use node::SimNode;
 
 /// Names accepted by `SimConfig::profile`.

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use super::chain::{Chain, Tips};
 use super::config::{HistoryProfile, SimConfig};
 use super::faults::Faults;
-use super::history::{Model, Spec, Window};
+use super::history::{DutyFaults, Model, Spec, Window};
 use super::identity::IdentityHeaders;
 use super::methods::Method;
 use super::stats;
@@ -61,10 +61,13 @@ impl TxPool {
     }
 }
 
+/// What a built history depends on besides the chain: window, profile and duty faults.
+type HistoryKey = (Window, HistoryProfile, DutyFaults);
+
 /// A built sentinel history and its serialized `ValidatorsStats`.
 #[derive(Debug)]
 pub(crate) struct History {
-    key: (Window, HistoryProfile),
+    key: HistoryKey,
     pub(crate) model: Model,
     pub(crate) json: Bytes,
 }
@@ -179,12 +182,14 @@ impl NodeState {
     pub(crate) async fn history(self: &Arc<Self>, view: &View) -> Arc<History> {
         let profile = self.profile(&view.faults);
         let current_slot = self.chain.slot_of(view.tips.proposed);
-        let key = (Window::new(&self.cfg, profile, current_slot), profile);
+        let duties = DutyFaults::resolve(&view.faults, &self.chain);
+        let key = (Window::new(&self.cfg, profile, current_slot), profile, duties);
         if let Some(h) = lock(&self.history).as_ref().filter(|h| h.key == key) {
             return Arc::clone(h);
         }
-        let spec = Spec { chain: self.chain, version: self.cfg.version, profile, window: key.0 };
-        let built = match tokio::task::spawn_blocking(move || build(spec, key)).await {
+        let spec = Spec { chain: self.chain, version: self.cfg.version, profile, window: key.0, duties: key.2.clone() };
+        let (spec2, key2) = (spec.clone(), key.clone());
+        let built = match tokio::task::spawn_blocking(move || build(spec2, key2)).await {
             Ok(h) => Arc::new(h),
             Err(_) => Arc::new(build(spec, key)),
         };
@@ -193,7 +198,7 @@ impl NodeState {
     }
 }
 
-fn build(spec: Spec, key: (Window, HistoryProfile)) -> History {
+fn build(spec: Spec, key: HistoryKey) -> History {
     let model = Model::build(&spec);
     let json = if spec.profile == HistoryProfile::Disabled {
         Bytes::from_static(stats::DISABLED)

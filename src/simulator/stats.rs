@@ -191,7 +191,7 @@ fn write_epoch_performance(out: &mut Vec<u8>, model: &Model, chain: &Chain, all:
 mod tests {
     use super::*;
     use crate::simulator::config::{HistoryProfile, SimConfig};
-    use crate::simulator::history::{Spec, Window};
+    use crate::simulator::history::{DutyFaults, Spec, Window};
 
     fn model(profile: HistoryProfile, epochs: u64) -> (Model, Chain) {
         let mut cfg = SimConfig::for_tests(ApiVersion::V5);
@@ -203,6 +203,7 @@ mod tests {
             version: cfg.version,
             profile,
             window: Window::new(&cfg, profile, chain.slot_of(cfg.initial_block)),
+            duties: DutyFaults::default(),
         };
         (Model::build(&spec), chain)
     }

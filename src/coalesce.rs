@@ -9,20 +9,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use crate::jsonrpc::Outcome;
+use crate::dispatch::Delivered;
 
 /// What a finished leader publishes.
 #[derive(Clone, Debug)]
 pub enum Published {
-    /// The node's outcome and the answering backend's name and headers.
-    Done {
-        /// The outcome (result or JSON-RPC error).
-        outcome: Outcome,
-        /// Answering node.
-        backend: String,
-        /// Its `x-aztec-*` headers.
-        headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    },
+    /// The answer to the shared call, as it would be delivered alone (its status included).
+    Done(Delivered),
     /// The leader failed or gave up; joiners should send their own request.
     GoYourself,
 }
@@ -120,8 +113,17 @@ mod tests {
         let Role::Joiner(rx) = c.join("k".into()) else { panic!("second joins") };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         let waiter = tokio::spawn(wait(rx, deadline));
-        lead.publish(Published::Done { outcome: Outcome::error(1, "x"), backend: "a".into(), headers: vec![] });
-        assert!(matches!(waiter.await.unwrap(), Some(Published::Done { .. })));
+        let answer = Delivered {
+            outcomes: vec![crate::jsonrpc::Outcome::error(1, "x")],
+            backend: "a".into(),
+            backend_index: 0,
+            status: http::StatusCode::BAD_REQUEST,
+            headers: vec![],
+            fallback: false,
+        };
+        lead.publish(Published::Done(answer));
+        let Some(Published::Done(got)) = waiter.await.unwrap() else { panic!("the leader's answer") };
+        assert_eq!((got.backend.as_str(), got.status), ("a", http::StatusCode::BAD_REQUEST), "with its status");
         assert!(c.is_empty());
         assert!(matches!(c.join("k".into()), Role::Leader(_)), "finished keys start afresh");
     }

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::compat;
@@ -21,12 +20,26 @@ pub use crate::compat::Outbound;
 use crate::error::ProxyError;
 use crate::forward::{self, ForwardError, Reply};
 use crate::jsonrpc::{self, Outcome};
-use crate::metrics::{BackendLabel, LatencyLabels, Metrics};
+use crate::metrics::{LatencyLabels, Metrics, UpstreamErrorLabels};
 use crate::selection::{self, Needs, Route};
 use crate::upstream::{Backend, CircuitState, Pool, Snapshot};
+use crate::wire;
 
-/// What a group got back.
-#[derive(Debug)]
+/// One client request as it travels down: where it came in, until when it may take, and its id
+/// (sent to nodes as `x-request-id`).
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx<'a> {
+    /// The surface it came in on.
+    pub route: Route,
+    /// The whole-request deadline.
+    pub deadline: Instant,
+    /// The request id.
+    pub request_id: &'a str,
+}
+
+/// What a group got back: the one answer type of the request path (a dispatch's result, and
+/// what a coalescing leader publishes to the callers waiting on it).
+#[derive(Clone, Debug)]
 pub struct Delivered {
     /// One outcome per call, in order.
     pub outcomes: Vec<Outcome>,
@@ -34,12 +47,26 @@ pub struct Delivered {
     pub backend: String,
     /// Index of that node.
     pub backend_index: usize,
-    /// The node's HTTP status (400 for a node's own error answer to a single call).
+    /// The HTTP status (400 for a node's own error answer to a single call).
     pub status: http::StatusCode,
     /// The node's `x-aztec-*` headers.
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// `/pruned` fell back to an archiver.
     pub fallback: bool,
+}
+
+impl Delivered {
+    /// Call `i`'s answer on its own, with the HTTP status it gets alone.
+    pub fn one(&self, i: usize, status: http::StatusCode) -> Delivered {
+        Delivered {
+            outcomes: vec![self.outcomes[i].clone()],
+            backend: self.backend.clone(),
+            backend_index: self.backend_index,
+            status,
+            headers: self.headers.clone(),
+            fallback: self.fallback,
+        }
+    }
 }
 
 /// Everything a dispatch needs, borrowed from the gateway state.
@@ -88,13 +115,12 @@ impl Dispatcher<'_> {
     /// [`ProxyError::NoRoute`], [`ProxyError::Upstream`] or [`ProxyError::Deadline`].
     pub async fn dispatch(
         &self,
-        route: Route,
+        ctx: Ctx<'_>,
         calls: &[Outbound],
         mut needs: Needs,
         write: bool,
-        deadline: Instant,
-        request_id: &str,
     ) -> Result<Delivered, ProxyError> {
+        let Ctx { route, deadline, request_id } = ctx;
         let mut last_error: Option<ProxyError> = None;
         let mut attempts = 0;
         loop {
@@ -106,7 +132,7 @@ impl Dispatcher<'_> {
                 // Nodes are routable, but none serves every call of the group.
                 if selection::pick(&snapshot, route, &needs, &[]).is_some() {
                     if calls.len() > 1 {
-                        return Box::pin(self.split(route, calls, needs, write, deadline, request_id)).await;
+                        return Box::pin(self.split(ctx, calls, needs, write)).await;
                     }
                     return Err(ProxyError::MethodNotFound(calls[0].method.clone()));
                 }
@@ -128,7 +154,7 @@ impl Dispatcher<'_> {
             let (answered, result) = if write || snapshot.backends.len() < 2 {
                 (Arc::clone(&backend), self.exchange(&backend, calls, request_id, timeout).await)
             } else {
-                self.attempt_hedged(route, &needs, &backend, calls, request_id, timeout).await
+                self.attempt_hedged(ctx, &needs, &backend, calls, timeout).await
             };
             match result {
                 Ok((reply, outcomes)) => {
@@ -142,21 +168,19 @@ impl Dispatcher<'_> {
                         fallback: pick.fallback,
                     };
                     needs.exclude.push(answered.index);
-                    return Ok(self
-                        .elsewhere_if_lacking(route, calls, needs, write, deadline, request_id, delivered)
-                        .await);
+                    return Ok(self.elsewhere_if_lacking(ctx, calls, needs, write, delivered).await);
                 }
                 Err(e) => {
                     backend.stats.record_error();
                     backend.stats.penalize(started.elapsed().max(FAILURE_PENALTY));
-                    let label = BackendLabel { backend: backend.name.clone() };
+                    let label = UpstreamErrorLabels { backend: backend.name.clone(), kind: e.kind() };
                     self.metrics.upstream_errors.get_or_create(&label).inc();
                     if backend.circuit.on_failure() {
                         tracing::warn!(backend = %backend.name, error = %e, "circuit opened");
                     }
                     tracing::debug!(backend = %backend.name, error = %e, "attempt failed");
                     let reached = e.reached_node();
-                    last_error = Some(ProxyError::Upstream { backend: backend.name.clone(), detail: e.to_string() });
+                    last_error = Some(ProxyError::Upstream { backend: backend.name.clone(), source: e });
                     if (write && reached) || attempts >= self.max_retries {
                         return Err(last_error.unwrap_or(ProxyError::Deadline(self.request_timeout.as_millis())));
                     }
@@ -174,17 +198,16 @@ impl Dispatcher<'_> {
     /// (a dropped half-open probe would leave its circuit undecided).
     async fn attempt_hedged(
         &self,
-        route: Route,
+        ctx: Ctx<'_>,
         needs: &Needs,
         primary: &Arc<Backend>,
         calls: &[Outbound],
-        request_id: &str,
         timeout: Duration,
     ) -> (Arc<Backend>, Result<(Reply, Vec<Outcome>), ForwardError>) {
         self.budget.reads.fetch_add(1, Ordering::Relaxed);
         // Pinned once and always awaited in place: awaiting it by value on one path would give
         // the future a second copy of this (large) state.
-        let first = self.exchange(primary, calls, request_id, timeout);
+        let first = self.exchange(primary, calls, ctx.request_id, timeout);
         tokio::pin!(first);
         // No timer when the budget is spent: no hedge could be sent anyway.
         let delay = match primary.stats.p95_us() {
@@ -201,12 +224,14 @@ impl Dispatcher<'_> {
             r = &mut first => return (Arc::clone(primary), r),
             () = tokio::time::sleep(delay) => {}
         }
-        let Some(second) = self.hedge_target(route, needs, calls) else { return (Arc::clone(primary), first.await) };
+        let Some(second) = self.hedge_target(ctx.route, needs, calls) else {
+            return (Arc::clone(primary), first.await);
+        };
         self.metrics.hedges.inc();
         let hedged_on = Arc::clone(&second);
         // Boxed: the hedge is rare, and inline it would double the size of every read's future
         // (which is moved, byte for byte, on every request).
-        let mut hedge = Box::pin(self.exchange(&hedged_on, calls, request_id, timeout));
+        let mut hedge = Box::pin(self.exchange(&hedged_on, calls, ctx.request_id, timeout));
         tokio::select! {
             r = &mut first => match r {
                 Ok(ok) => (Arc::clone(primary), Ok(ok)),
@@ -242,15 +267,12 @@ impl Dispatcher<'_> {
 
     /// Calls the node answered `-32601` for: remembers that it lacks them (as sent), and sends
     /// them to another node that may serve them. Without one, the node's answers stand.
-    #[allow(clippy::too_many_arguments)]
     async fn elsewhere_if_lacking(
         &self,
-        route: Route,
+        ctx: Ctx<'_>,
         calls: &[Outbound],
         needs: Needs,
         write: bool,
-        deadline: Instant,
-        request_id: &str,
         mut delivered: Delivered,
     ) -> Delivered {
         let lacking: Vec<usize> = (0..calls.len())
@@ -268,7 +290,7 @@ impl Dispatcher<'_> {
             }
         }
         let again: Vec<Outbound> = lacking.iter().map(|&i| calls[i].clone()).collect();
-        let retried = Box::pin(self.dispatch(route, &again, needs, write, deadline, request_id)).await;
+        let retried = Box::pin(self.dispatch(ctx, &again, needs, write)).await;
         if let Ok(other) = retried {
             if calls.len() == 1 {
                 return other;
@@ -284,16 +306,14 @@ impl Dispatcher<'_> {
     /// answers back together (named after the first call's node).
     async fn split(
         &self,
-        route: Route,
+        ctx: Ctx<'_>,
         calls: &[Outbound],
         needs: Needs,
         write: bool,
-        deadline: Instant,
-        request_id: &str,
     ) -> Result<Delivered, ProxyError> {
         let each = calls.iter().map(|c| {
             let needs = needs.clone();
-            async move { self.dispatch(route, std::slice::from_ref(c), needs, write, deadline, request_id).await }
+            async move { self.dispatch(ctx, std::slice::from_ref(c), needs, write).await }
         });
         let results = futures::future::join_all(each).await;
         let mut outcomes = Vec::with_capacity(calls.len());
@@ -320,11 +340,11 @@ impl Dispatcher<'_> {
         request_id: &str,
         timeout: Duration,
     ) -> Result<(Reply, Vec<Outcome>), ForwardError> {
-        let body = encode(backend, calls);
+        let body = wire::encode_for(backend, calls);
         let _guard = backend.stats.start();
         let started = Instant::now();
-        let reply = forward::send(&self.client, backend, body, request_id, timeout).await?;
-        let outcomes = match_answers(&reply.body, calls.len()).ok_or(ForwardError::NotJsonRpc)?;
+        let exchanged = wire::exchange(&self.client, backend, body, calls.len(), request_id, timeout, None).await;
+        let (reply, outcomes) = exchanged?;
         let elapsed = started.elapsed();
         backend.stats.record_latency(elapsed);
         let method = calls.first().map_or("other", |c| Metrics::method_label(&c.method));
@@ -332,49 +352,6 @@ impl Dispatcher<'_> {
         self.metrics.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
         Ok((reply, outcomes))
     }
-}
-
-/// Encodes calls for `backend` (the names and params it answers; internal ids).
-fn encode(backend: &Backend, calls: &[Outbound]) -> Bytes {
-    let mut out = Vec::with_capacity(
-        64 + calls.iter().map(|c| c.params.as_ref().map_or(2, |p| p.get().len()) + 64).sum::<usize>(),
-    );
-    let put = |out: &mut Vec<u8>, id: &str, c: &Outbound| {
-        let (name, params) = compat::wire_call(backend, c);
-        jsonrpc::encode_call(out, id, &name, params.as_ref().map(compat::WireParams::get));
-    };
-    if let [one] = calls {
-        put(&mut out, "0", one);
-        return out.into();
-    }
-    out.push(b'[');
-    for (i, c) in calls.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        put(&mut out, &i.to_string(), c);
-    }
-    out.push(b']');
-    out.into()
-}
-
-/// Puts a node's answers back in call order by internal id. A lone error object answering a
-/// batch (e.g. the node's own batch limit) applies to every call.
-fn match_answers(body: &[u8], n: usize) -> Option<Vec<Outcome>> {
-    let answers = jsonrpc::decode_answers(body)?;
-    if answers.len() == 1 && n > 1 {
-        if let Outcome::Error { .. } = answers[0].outcome {
-            return Some(vec![answers[0].outcome.clone(); n]);
-        }
-    }
-    let mut slots: Vec<Option<Outcome>> = vec![None; n];
-    for (pos, a) in answers.into_iter().enumerate() {
-        let idx = a.id.as_deref().and_then(|id| id.parse::<usize>().ok()).unwrap_or(pos);
-        if let Some(slot) = slots.get_mut(idx) {
-            *slot = Some(a.outcome);
-        }
-    }
-    slots.into_iter().collect()
 }
 
 /// The 503 error, listing why each backend cannot serve `route`.

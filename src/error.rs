@@ -45,19 +45,99 @@ pub enum ProxyError {
         why: String,
     },
     /// Every attempt failed.
-    #[error("upstream failure: backend {backend}: {detail}")]
+    #[error("upstream failure: backend {backend}: {source}")]
     Upstream {
         /// Name of the last backend tried.
         backend: String,
-        /// What failed (kind, never a URL).
-        detail: String,
+        /// How its attempt failed (never a URL).
+        source: ForwardError,
     },
     /// The whole-request deadline passed.
     #[error("request deadline of {0} ms exceeded")]
     Deadline(u128),
-    /// Missing or wrong admin token.
-    #[error("Unauthorized: a valid Authorization: Bearer token is required")]
-    Unauthorized,
+}
+
+/// Why an attempt failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ForwardError {
+    /// The request never reached the node (connect refused, DNS, TLS): safe to retry writes.
+    #[error("connect failed: {0}")]
+    Connect(String),
+    /// No answer within the attempt timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// The connection failed after the request was sent.
+    #[error("connection error: {0}")]
+    Io(String),
+    /// HTTP 5xx (or a non-JSON-RPC 4xx such as a standby node's 404).
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// The answer is larger than allowed.
+    #[error("answer larger than {0} bytes")]
+    TooLarge(usize),
+    /// No room for the answer: node answers held in memory reached `MAX_BUFFERED_BYTES`.
+    #[error("node answers held in memory reached MAX_BUFFERED_BYTES ({0} bytes)")]
+    Budget(usize),
+    /// 2xx/4xx but the body is not JSON-RPC.
+    #[error("answer is not JSON-RPC")]
+    NotJsonRpc,
+}
+
+impl ForwardError {
+    /// Whether the request may have reached the node (writes are not retried then).
+    pub fn reached_node(&self) -> bool {
+        !matches!(self, ForwardError::Connect(_))
+    }
+
+    /// Short label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ForwardError::Connect(_) => "connect",
+            ForwardError::Timeout(_) => "timeout",
+            ForwardError::Io(_) => "io",
+            ForwardError::Status(_) => "http_status",
+            ForwardError::NotJsonRpc => "not_jsonrpc",
+            ForwardError::TooLarge(_) => "too_large",
+            ForwardError::Budget(_) => "answer_budget",
+        }
+    }
+}
+
+/// Why a probe failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// The batch did not get a JSON-RPC answer.
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
+    /// `isReady` is unknown under both `aztec_*` and `node_*`.
+    #[error("isReady not found in either namespace")]
+    NoIsReady,
+    /// None of `getChainTips`, `getL2Tips`, `getBlockNumber` answers.
+    #[error("no tips method answers")]
+    NoTipsMethod,
+    /// Still learning after every retry.
+    #[error("probe did not settle on a namespace and tips method")]
+    Unsettled,
+}
+
+/// Why a node's integrity check failed (the last good verdict stays shown beside it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// The validator stats could not be fetched.
+    #[error("fetching validator stats failed: {0}")]
+    Fetch(#[source] ForwardError),
+    /// The document could not be analysed.
+    #[error("analysis failed: {0}")]
+    Analysis(#[source] crate::integrity::IntegrityError),
+    /// The analysis task panicked or was cancelled.
+    #[error("analysis task failed: {0}")]
+    Task(String),
+}
+
+impl serde::Serialize for CheckError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 impl ProxyError {
@@ -72,7 +152,6 @@ impl ProxyError {
             ProxyError::NoRoute { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -86,7 +165,6 @@ impl ProxyError {
             ProxyError::NoRoute { .. } => -32001,
             ProxyError::Upstream { .. } => -32002,
             ProxyError::Deadline(_) => -32003,
-            ProxyError::Unauthorized => -32000,
         }
     }
 
@@ -107,7 +185,6 @@ impl ProxyError {
             ProxyError::NoRoute { .. } => "no_route",
             ProxyError::Upstream { .. } => "upstream_failure",
             ProxyError::Deadline(_) => "deadline",
-            ProxyError::Unauthorized => "unauthorized",
         }
     }
 

@@ -85,51 +85,7 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-/// Why an attempt failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ForwardError {
-    /// The request never reached the node (connect refused, DNS, TLS): safe to retry writes.
-    #[error("connect failed: {0}")]
-    Connect(String),
-    /// No answer within the attempt timeout.
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-    /// The connection failed after the request was sent.
-    #[error("connection error: {0}")]
-    Io(String),
-    /// HTTP 5xx (or a non-JSON-RPC 4xx such as a standby node's 404).
-    #[error("HTTP {0}")]
-    Status(u16),
-    /// The answer is larger than allowed.
-    #[error("answer larger than {0} bytes")]
-    TooLarge(usize),
-    /// No room for the answer: node answers held in memory reached `MAX_BUFFERED_BYTES`.
-    #[error("node answers held in memory reached MAX_BUFFERED_BYTES ({0} bytes)")]
-    Budget(usize),
-    /// 2xx/4xx but the body is not JSON-RPC.
-    #[error("answer is not JSON-RPC")]
-    NotJsonRpc,
-}
-
-impl ForwardError {
-    /// Whether the request may have reached the node (writes are not retried then).
-    pub fn reached_node(&self) -> bool {
-        !matches!(self, ForwardError::Connect(_))
-    }
-
-    /// Short label for metrics and logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ForwardError::Connect(_) => "connect",
-            ForwardError::Timeout(_) => "timeout",
-            ForwardError::Io(_) => "io",
-            ForwardError::Status(_) => "http_status",
-            ForwardError::NotJsonRpc => "not_jsonrpc",
-            ForwardError::TooLarge(_) => "too_large",
-            ForwardError::Budget(_) => "answer_budget",
-        }
-    }
-}
+pub use crate::error::ForwardError;
 
 /// The memory bound on node answers of client requests: `MAX_RESPONSE_BYTES` per answer and
 /// `MAX_BUFFERED_BYTES` for all answers held at once (one per gateway, shared by its workers).

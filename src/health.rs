@@ -6,14 +6,15 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde_json::Value;
 use tokio::time::Instant;
 
+pub use crate::error::ProbeError;
 use crate::fork::{Chain, Commitment};
-use crate::forward::{self, ForwardError, HttpClient, Reply};
-use crate::jsonrpc::{self, Outcome};
+use crate::forward::{ForwardError, HttpClient, Reply};
+use crate::jsonrpc::Outcome;
 use crate::upstream::{Backend, Namespace};
+use crate::wire;
 
 /// How a backend reports its tips.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -88,26 +89,8 @@ pub async fn call_batch(
     timeout: Duration,
     limit: usize,
 ) -> Result<(Reply, Vec<Outcome>), ForwardError> {
-    let mut body = Vec::new();
-    body.push(b'[');
-    for (i, (method, params)) in calls.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        jsonrpc::encode_call(&mut body, &i.to_string(), method, Some(params));
-    }
-    body.push(b']');
-    let reply = forward::send_limited(client, backend, Bytes::from(body), "monitor", timeout, limit).await?;
-    let answers = jsonrpc::decode_answers(&reply.body).ok_or(ForwardError::NotJsonRpc)?;
-    let mut out: Vec<Option<Outcome>> = vec![None; calls.len()];
-    for a in answers {
-        let idx: Option<usize> = a.id.as_deref().and_then(|i| i.parse().ok());
-        if let Some(slot) = idx.and_then(|i| out.get_mut(i)) {
-            *slot = Some(a.outcome);
-        }
-    }
-    let outcomes = out.into_iter().collect::<Option<Vec<_>>>().ok_or(ForwardError::NotJsonRpc)?;
-    Ok((reply, outcomes))
+    let body = wire::encode(calls.iter().map(|(method, params)| (method.as_str(), Some(*params))));
+    wire::exchange(client, backend, body, calls.len(), "monitor", timeout, Some(limit)).await
 }
 
 /// Full method name for a backend's namespace.
@@ -118,13 +101,13 @@ pub fn full_name(backend: &Backend, name: &str) -> String {
 /// Probes one backend; learns its namespace and tips method on the way.
 ///
 /// # Errors
-/// A description of why the probe failed.
+/// Why the probe failed.
 pub async fn probe(
     client: &HttpClient,
     backend: &Backend,
     tips_method: &mut TipsMethod,
     timeout: Duration,
-) -> Result<Probe, String> {
+) -> Result<Probe, ProbeError> {
     for _ in 0..4 {
         let calls = [
             (full_name(backend, "isReady"), "[]"),
@@ -132,12 +115,11 @@ pub async fn probe(
             (full_name(backend, "getWorldStateSyncStatus"), "[]"),
         ];
         let started = Instant::now();
-        let (reply, outcomes) =
-            call_batch(client, backend, &calls, timeout, 1 << 20).await.map_err(|e| e.to_string())?;
+        let (reply, outcomes) = call_batch(client, backend, &calls, timeout, 1 << 20).await?;
         let latency = started.elapsed();
         if is_not_found(&outcomes[0]) {
             if backend.namespace() == Namespace::Node {
-                return Err("isReady not found in either namespace".into());
+                return Err(ProbeError::NoIsReady);
             }
             backend.set_namespace(Namespace::Node);
             continue;
@@ -147,7 +129,7 @@ pub async fn probe(
             backend.set_namespace(Namespace::Aztec);
         }
         if is_not_found(&outcomes[1]) {
-            *tips_method = tips_method.next().ok_or("no tips method answers")?;
+            *tips_method = tips_method.next().ok_or(ProbeError::NoTipsMethod)?;
             continue;
         }
         let tips = outcomes[1].result_text().and_then(|t| parse_tips(t, *tips_method));
@@ -165,7 +147,7 @@ pub async fn probe(
         };
         return Ok(probe);
     }
-    Err("probe did not settle on a namespace and tips method".into())
+    Err(ProbeError::Unsettled)
 }
 
 fn is_not_found(o: &Outcome) -> bool {

@@ -12,7 +12,8 @@
 //! - [`health`], [`monitor`]: probing nodes; the one background writer of the pool;
 //!   [`fork`]: hash agreement across nodes at equal heights.
 //! - [`selection`]: pure choice of a node (tiers + power of two choices).
-//! - [`forward`], [`dispatch`]: the pooled client; one group of calls with failover.
+//! - [`forward`], [`wire`], [`dispatch`]: the pooled client; JSON-RPC to one node (encode, send,
+//!   match answers); one group of calls with failover.
 //! - [`cache`], [`coalesce`], [`affinity`]: what may be shared, and what must stick to a node
 //!   (affinity owns its pin table); [`shared`]: the Redis connection replicas share (cache
 //!   tier 2, rate limits); [`ratelimit`], [`metrics`]: limits and counters.
@@ -48,3 +49,4 @@ pub mod state;
 pub mod status;
 pub mod upstream;
 pub mod validators;
+pub mod wire;

@@ -51,6 +51,15 @@ pub struct BackendLabel {
     pub backend: String,
 }
 
+/// A failed upstream attempt: which node, and how it failed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamErrorLabels {
+    /// Backend display name.
+    pub backend: String,
+    /// `connect`, `timeout`, `io`, `http_status`, `not_jsonrpc`, `too_large` or `answer_budget`.
+    pub kind: &'static str,
+}
+
 /// A reason label (rejections, failures).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -153,7 +162,7 @@ pub struct Metrics {
     /// Requests rejected by the gateway, by reason.
     pub rejected: Family<ReasonLabel, Counter>,
     /// Failed upstream attempts by backend.
-    pub upstream_errors: Family<BackendLabel, Counter>,
+    pub upstream_errors: Family<UpstreamErrorLabels, Counter>,
     /// 1 when the backend answered its last probe ready.
     pub up: Family<BackendLabel, Gauge>,
     /// 1 when the backend is routable.
@@ -287,7 +296,7 @@ impl Metrics {
         r.register("cache_hits", "Cache hits by tier", self.cache_hits.clone());
         r.register("cache_misses", "Cache misses by tier", self.cache_misses.clone());
         r.register("rejected", "Requests and items rejected by the gateway, by reason", self.rejected.clone());
-        r.register("upstream_errors", "Failed upstream attempts by backend", self.upstream_errors.clone());
+        r.register("upstream_errors", "Failed upstream attempts by backend and kind", self.upstream_errors.clone());
     }
 
     /// Connection and memory bounds (`MAX_CONNECTIONS`, `MAX_BUFFERED_BYTES`).
@@ -563,7 +572,7 @@ mod tests {
             ready: true,
             tip: Some(990),
             lag: Some(10),
-            reason: Some("lagging 10 blocks".into()),
+            reason: Some(crate::upstream::Unroutable::Lagging { lag: 10, tip: 1_000, max: 2 }),
             ..Health::default()
         };
         backends[1].integrity.verdict.status = IntegrityStatus::Bad;

@@ -13,13 +13,14 @@ use tokio::time::{interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::error::CheckError;
 use crate::fork::{self, Commitment};
 use crate::forward::{self, HttpClient};
-use crate::health::{self, Probe, TipsMethod};
+use crate::health::{self, Probe, ProbeError, TipsMethod};
 use crate::integrity::{self, Analysis, IntegrityParams, IntegrityStatus};
-use crate::jsonrpc;
-use crate::upstream::{BackendView, Health, Integrity, Namespace, Pool, Snapshot};
+use crate::upstream::{BackendView, Health, Integrity, Namespace, Pool, Snapshot, Unroutable};
 use crate::validators::ValidatorWatch;
+use crate::wire;
 
 /// The monitor task's private state (only it touches this).
 #[derive(Debug)]
@@ -90,7 +91,7 @@ impl Monitor {
             let backend = Arc::clone(&v.backend);
             async move { health::probe(client, &backend, tips, timeout).await }
         });
-        let results: Vec<Result<Probe, String>> = join_all(probes).await;
+        let results: Vec<Result<Probe, ProbeError>> = join_all(probes).await;
         for ((v, r), down) in snap.backends.iter().zip(&results).zip(self.down.iter_mut()) {
             if let Ok(p) = r {
                 // What a node lacks is learned again after a restart or an upgrade.
@@ -110,10 +111,10 @@ impl Monitor {
         self.detect_epoch_params().await;
         let snap = self.pool.snapshot();
         let fetches = snap.backends.iter().map(|v| self.analyse_one(v));
-        let results: Vec<Option<Result<Analysis, String>>> = join_all(fetches).await;
+        let results: Vec<Option<Result<Analysis, CheckError>>> = join_all(fetches).await;
         let mut good: Vec<(String, Analysis)> = Vec::new();
         let mut slot_of: Vec<Option<usize>> = vec![None; results.len()];
-        let mut errors: Vec<Option<String>> = vec![None; results.len()];
+        let mut errors: Vec<Option<CheckError>> = vec![None; results.len()];
         for (i, r) in results.into_iter().enumerate() {
             match r {
                 Some(Ok(a)) => {
@@ -163,26 +164,26 @@ impl Monitor {
     }
 
     /// Fetches and analyses one backend's stats; `None` when it is not ready (not checked).
-    async fn analyse_one(&self, v: &BackendView) -> Option<Result<Analysis, String>> {
+    async fn analyse_one(&self, v: &BackendView) -> Option<Result<Analysis, CheckError>> {
         if !v.health.ready {
             return None;
         }
-        let mut request = Vec::new();
-        jsonrpc::encode_call(&mut request, "1", &health::full_name(&v.backend, "getValidatorsStats"), None);
+        let method = health::full_name(&v.backend, "getValidatorsStats");
+        let request = wire::encode(std::iter::once((method.as_str(), None)));
         let (timeout, limit) = (self.config.request_timeout, self.config.max_stats_bytes);
-        let fetched =
-            forward::send_limited(&self.client, &v.backend, request.into(), "integrity", timeout, limit).await;
+        // The whole body goes to the analysis (it parses the document in one pass).
+        let fetched = forward::send_limited(&self.client, &v.backend, request, "integrity", timeout, limit).await;
         let body = match fetched {
             Ok(reply) => reply.body,
-            Err(e) => return Some(Err(format!("fetching validator stats failed: {e}"))),
+            Err(e) => return Some(Err(CheckError::Fetch(e))),
         };
         let (params, watch) = (self.params.clone(), self.config.watch_validators.clone());
         let analysed =
             tokio::task::spawn_blocking(move || integrity::analyse_response_watching(&body, &params, &watch)).await;
         Some(match analysed {
             Ok(Ok(a)) => Ok(a),
-            Ok(Err(e)) => Err(format!("analysis failed: {e}")),
-            Err(e) => Err(format!("analysis task failed: {e}")),
+            Ok(Err(e)) => Err(CheckError::Analysis(e)),
+            Err(e) => Err(CheckError::Task(e.to_string())),
         })
     }
 
@@ -239,7 +240,7 @@ struct Network {
 }
 
 impl Network {
-    fn of(config: &Config, probes: &[Result<Probe, String>]) -> Network {
+    fn of(config: &Config, probes: &[Result<Probe, ProbeError>]) -> Network {
         Network {
             rollup: config.expected_rollup_version.or_else(|| majority(probes, |p| p.rollup_version)),
             chain: majority(probes, |p| p.l1_chain_id),
@@ -247,17 +248,17 @@ impl Network {
     }
 
     /// Why a node is on another network, if it is.
-    fn mismatch(&self, p: &Probe) -> Option<String> {
+    fn mismatch(&self, p: &Probe) -> Option<Unroutable> {
         match ((self.rollup, p.rollup_version), (self.chain, p.l1_chain_id)) {
-            ((Some(want), Some(got)), _) if want != got => Some(format!("on rollup version {got}, expected {want}")),
-            (_, (Some(want), Some(got))) if want != got => Some(format!("on L1 chain {got}, expected {want}")),
+            ((Some(expected), Some(got)), _) if expected != got => Some(Unroutable::OtherRollup { got, expected }),
+            (_, (Some(expected), Some(got))) if expected != got => Some(Unroutable::OtherChain { got, expected }),
             _ => None,
         }
     }
 }
 
 /// The most common value among ready nodes (ties: the smaller value, deterministic).
-fn majority(probes: &[Result<Probe, String>], field: impl Fn(&Probe) -> Option<u64>) -> Option<u64> {
+fn majority(probes: &[Result<Probe, ProbeError>], field: impl Fn(&Probe) -> Option<u64>) -> Option<u64> {
     let mut counts: HashMap<u64, usize> = HashMap::new();
     for v in probes.iter().flatten().filter(|p| p.ready).filter_map(&field) {
         *counts.entry(v).or_default() += 1;
@@ -266,7 +267,7 @@ fn majority(probes: &[Result<Probe, String>], field: impl Fn(&Probe) -> Option<u
 }
 
 /// Turns probe results into the next snapshot (pure).
-pub fn assess(config: &Config, prev: &Snapshot, probes: &[Result<Probe, String>]) -> Snapshot {
+pub fn assess(config: &Config, prev: &Snapshot, probes: &[Result<Probe, ProbeError>]) -> Snapshot {
     let network = Network::of(config, probes);
     let on_network = |p: &Probe| network.mismatch(p).is_none();
     let tips: Vec<u64> = probes
@@ -300,7 +301,7 @@ pub fn assess(config: &Config, prev: &Snapshot, probes: &[Result<Probe, String>]
             let mut health = judge(config, p, best, &network, &v.health);
             if let Some(f) = fork.as_ref().filter(|f| f.forked() && health.healthy) {
                 health.healthy = false;
-                health.reason = Some(f.to_string());
+                health.reason = Some(Unroutable::Forked(f.clone()));
             }
             health.fork = fork;
             if health.fork != v.health.fork {
@@ -328,32 +329,28 @@ fn log_fork_change(prev: &BackendView, next: &Health) {
 /// Health of one backend from its probe.
 fn judge(
     config: &Config,
-    probe: &Result<Probe, String>,
+    probe: &Result<Probe, ProbeError>,
     best: Option<u64>,
     network: &Network,
     prev: &Health,
 ) -> Health {
     let p = match probe {
         Ok(p) => p,
-        Err(e) => {
-            return Health { reason: Some(format!("probe failed: {e}")), ..prev.clone_identity() };
-        }
+        Err(e) => return Health { reason: Some(Unroutable::ProbeFailed(e.clone())), ..prev.clone_identity() },
     };
     let tip = p.tips.map(|t| t.proposed);
     let lag = match (best, tip) {
         (Some(b), Some(t)) => Some(b.saturating_sub(t)),
         _ => None,
     };
-    let reason = if !p.ready { Some("not ready (isReady returned false)".to_owned()) } else { network.mismatch(p) };
+    let reason = if !p.ready { Some(Unroutable::NotReady) } else { network.mismatch(p) };
     let reason = reason.or_else(|| match (p.tips, lag) {
-        (None, _) => Some("tips unreadable".to_owned()),
-        (Some(t), _) if t.proposed == 0 => Some("tip is 0 (not synced)".to_owned()),
-        (Some(t), _) if t.proven.is_some_and(|pr| pr > t.proposed) => Some("proven tip above proposed tip".to_owned()),
-        (_, Some(l)) if l > config.max_block_lag => Some(format!(
-            "lagging {l} blocks behind tip {} (MAX_BLOCK_LAG {})",
-            best.unwrap_or(0),
-            config.max_block_lag
-        )),
+        (None, _) => Some(Unroutable::TipsUnreadable),
+        (Some(t), _) if t.proposed == 0 => Some(Unroutable::NotSynced),
+        (Some(t), _) if t.proven.is_some_and(|pr| pr > t.proposed) => Some(Unroutable::ProvenAboveProposed),
+        (_, Some(lag)) if lag > config.max_block_lag => {
+            Some(Unroutable::Lagging { lag, tip: best.unwrap_or(0), max: config.max_block_lag })
+        }
         _ => None,
     });
     Health {
@@ -391,22 +388,18 @@ impl Health {
 
 fn log_health_change(prev: &BackendView, next: &Health) {
     let name = &prev.backend.name;
+    let reason = next.reason.as_ref().map(ToString::to_string).unwrap_or_default();
     match (prev.health.healthy, next.healthy) {
-        (true, false) => {
-            tracing::warn!(backend = %name, reason = next.reason.as_deref().unwrap_or(""), "backend became unroutable")
-        }
+        (true, false) => tracing::warn!(backend = %name, %reason, "backend became unroutable"),
         (false, true) => tracing::info!(backend = %name, tip = next.tip, "backend became routable"),
-        (false, false) if reason_kind(&prev.health.reason) != reason_kind(&next.reason) => {
-            tracing::warn!(backend = %name, reason = next.reason.as_deref().unwrap_or(""), "backend not routable");
+        // A lag growing by one block is not a new reason: log when the kind changes.
+        (false, false)
+            if prev.health.reason.as_ref().map(Unroutable::kind) != next.reason.as_ref().map(Unroutable::kind) =>
+        {
+            tracing::warn!(backend = %name, %reason, "backend not routable");
         }
         _ => {}
     }
-}
-
-/// A reason without its numbers, so "lagging 10 blocks behind tip 5000" is logged once, not
-/// again at every probe as the tip moves.
-fn reason_kind(reason: &Option<String>) -> String {
-    reason.as_deref().unwrap_or("").chars().filter(|c| !c.is_ascii_digit()).collect()
 }
 
 fn log_verdict_change(prev: &BackendView, next: &Integrity) {
@@ -419,8 +412,8 @@ fn log_verdict_change(prev: &BackendView, next: &Integrity) {
             tracing::info!(backend = %prev.backend.name, score = b.score, status = ?b.status, kind = ?b.kind, "integrity verdict changed");
         }
     }
-    if next.error.is_some() && prev.integrity.error != next.error {
-        tracing::warn!(backend = %prev.backend.name, error = next.error.as_deref().unwrap_or(""), "integrity check failed");
+    if let Some(error) = next.error.as_ref().filter(|&e| prev.integrity.error.as_ref() != Some(e)) {
+        tracing::warn!(backend = %prev.backend.name, %error, "integrity check failed");
     }
 }
 
@@ -433,5 +426,54 @@ mod tests {
         assert_eq!(corroborated_tip(vec![]), None);
         assert_eq!(corroborated_tip(vec![5, 9]), Some(9));
         assert_eq!(corroborated_tip(vec![100, 1_000_000, 99]), Some(100));
+    }
+
+    #[test]
+    fn judge_table() {
+        use crate::health::Tips;
+        let config = Config::for_tests(&["http://127.0.0.1:1"]);
+        let max = config.max_block_lag;
+        let network = Network { rollup: Some(7), chain: Some(1) };
+        let good = || Probe {
+            ready: true,
+            tips: Some(Tips { proposed: 100, proven: Some(90), finalized: Some(80) }),
+            rollup_version: Some(7),
+            l1_chain_id: Some(1),
+            ..Probe::default()
+        };
+        let with = |f: &dyn Fn(&mut Probe)| {
+            let mut p = good();
+            f(&mut p);
+            Ok(p)
+        };
+        let table: Vec<(&str, Result<Probe, ProbeError>, Option<Unroutable>)> = vec![
+            ("healthy", Ok(good()), None),
+            ("failed", Err(ProbeError::NoTipsMethod), Some(Unroutable::ProbeFailed(ProbeError::NoTipsMethod))),
+            ("not ready", with(&|p| p.ready = false), Some(Unroutable::NotReady)),
+            ("rollup", with(&|p| p.rollup_version = Some(8)), Some(Unroutable::OtherRollup { got: 8, expected: 7 })),
+            ("chain", with(&|p| p.l1_chain_id = Some(2)), Some(Unroutable::OtherChain { got: 2, expected: 1 })),
+            ("no tips", with(&|p| p.tips = None), Some(Unroutable::TipsUnreadable)),
+            (
+                "tip 0",
+                with(&|p| p.tips = Some(Tips { proposed: 0, proven: None, finalized: None })),
+                Some(Unroutable::NotSynced),
+            ),
+            (
+                "proven above",
+                with(&|p| p.tips = Some(Tips { proposed: 100, proven: Some(101), finalized: None })),
+                Some(Unroutable::ProvenAboveProposed),
+            ),
+            (
+                "lagging",
+                with(&|p| p.tips = Some(Tips { proposed: 100 - max - 1, proven: None, finalized: None })),
+                Some(Unroutable::Lagging { lag: max + 1, tip: 100, max }),
+            ),
+            ("within lag", with(&|p| p.tips = Some(Tips { proposed: 100 - max, proven: None, finalized: None })), None),
+        ];
+        for (name, probe, want) in table {
+            let h = judge(&config, &probe, Some(100), &network, &Health::default());
+            assert_eq!(h.reason, want, "{name}");
+            assert_eq!(h.healthy, want.is_none(), "{name}");
+        }
     }
 }

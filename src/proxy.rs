@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::affinity;
 use crate::cache::{self, Entry, Rule};
 use crate::coalesce::{self, LeaderGuard, Published, Role};
-use crate::dispatch::{Delivered, Outbound};
+use crate::dispatch::{Ctx, Delivered, Outbound};
 use crate::error::ProxyError;
 use crate::jsonrpc::{self, Body, BodyError, Item, Outcome};
 use crate::methods::{self, Class, MethodInfo};
@@ -105,7 +105,7 @@ struct Group {
 
 /// Serves one JSON-RPC body arriving on `route`.
 pub async fn handle(app: &AppState, route: Route, body: &[u8], request_id: &str) -> RpcResponse {
-    let deadline = Instant::now() + app.config.request_timeout;
+    let ctx = Ctx { route, deadline: Instant::now() + app.config.request_timeout, request_id };
     let (items, batch) = match jsonrpc::parse_body(body) {
         Ok(Body::Single(i)) => (vec![i], false),
         Ok(Body::Batch(v)) if v.len() > app.config.max_batch => {
@@ -155,10 +155,8 @@ pub async fn handle(app: &AppState, route: Route, body: &[u8], request_id: &str)
         return finish(app, route, slots, batch, resp);
     }
     let groups = group(to_send);
-    let sent = futures::future::join_all(groups.into_iter().map(|g| run_group(app, route, g, deadline, request_id)));
-    let waited = futures::future::join_all(
-        joiners.into_iter().map(|(p, rx)| join_leader(app, route, p, rx, deadline, request_id)),
-    );
+    let sent = futures::future::join_all(groups.into_iter().map(|g| run_group(app, ctx, g)));
+    let waited = futures::future::join_all(joiners.into_iter().map(|(p, rx)| join_leader(app, ctx, p, rx)));
     let (sent, waited) = futures::join!(sent, waited);
     for (members, result) in sent.into_iter().flatten() {
         record(&mut slots, &mut resp, &members, result);
@@ -241,11 +239,11 @@ fn group(pending: Vec<Pending>) -> Vec<Group> {
 type GroupResult = (Vec<Pending>, Result<Delivered, ProxyError>);
 
 /// Dispatches one group, then publishes to joiners and fills the cache.
-async fn run_group(app: &AppState, route: Route, g: Group, deadline: Instant, request_id: &str) -> Option<GroupResult> {
+async fn run_group(app: &AppState, ctx: Ctx<'_>, g: Group) -> Option<GroupResult> {
     let first = g.members.first()?;
     let (needs, write) = (first.needs.clone(), first.write);
     let calls: Vec<Outbound> = g.members.iter().map(|p| p.call.clone()).collect();
-    let result = app.dispatcher().dispatch(route, &calls, needs, write, deadline, request_id).await;
+    let result = app.dispatcher().dispatch(ctx, &calls, needs, write).await;
     let mut members = g.members;
     for (i, p) in members.iter_mut().enumerate() {
         // On failure the guard drops here, telling joiners to go themselves (they wait
@@ -256,14 +254,21 @@ async fn run_group(app: &AppState, route: Route, g: Group, deadline: Instant, re
         affinity::observe(app, &p.call.method, p.call.params.as_deref(), outcome, d.backend_index);
         store(app, p, outcome, d);
         if let Some(guard) = guard {
-            guard.publish(Published::Done {
-                outcome: outcome.clone(),
-                backend: d.backend.clone(),
-                headers: d.headers.clone(),
-            });
+            guard.publish(Published::Done(d.one(i, members_alone_status(d, i))));
         }
     }
     Some((members, result))
+}
+
+/// The HTTP status call `i` of a group would get on its own: the node's own status when the
+/// group was that one call, else 400 for a node's error answer (how a node answers a single
+/// failing call) and 200 for a result.
+fn members_alone_status(d: &Delivered, i: usize) -> StatusCode {
+    match &d.outcomes[i] {
+        _ if d.outcomes.len() == 1 => d.status,
+        Outcome::Error { .. } => StatusCode::BAD_REQUEST,
+        Outcome::Result(_) => StatusCode::OK,
+    }
 }
 
 /// Caches an answer when its rule and result allow.
@@ -280,28 +285,18 @@ fn store(app: &AppState, p: &Pending, outcome: &Outcome, d: &Delivered) {
 /// Waits for an identical in-flight request; goes alone if the leader gave up.
 async fn join_leader(
     app: &AppState,
-    route: Route,
+    ctx: Ctx<'_>,
     p: Pending,
     rx: tokio::sync::watch::Receiver<Option<Published>>,
-    deadline: Instant,
-    request_id: &str,
 ) -> (Pending, Result<Delivered, ProxyError>) {
-    match coalesce::wait(rx, deadline).await {
-        Some(Published::Done { outcome, backend, headers }) => {
+    match coalesce::wait(rx, ctx.deadline).await {
+        Some(Published::Done(d)) => {
             app.metrics.coalesced.inc();
-            let d = Delivered {
-                outcomes: vec![outcome],
-                backend,
-                backend_index: usize::MAX,
-                status: StatusCode::OK,
-                headers,
-                fallback: false,
-            };
             (p, Ok(d))
         }
         Some(Published::GoYourself) => {
             let calls = [p.call.clone()];
-            let r = app.dispatcher().dispatch(route, &calls, p.needs.clone(), false, deadline, request_id).await;
+            let r = app.dispatcher().dispatch(ctx, &calls, p.needs.clone(), false).await;
             (p, r)
         }
         None => (p, Err(ProxyError::Deadline(app.config.request_timeout.as_millis()))),
@@ -362,12 +357,7 @@ fn finish(app: &AppState, route: Route, slots: Vec<Slot>, batch: bool, mut resp:
     }
     out.extend_from_slice(if batch { b"]" } else { b"" });
     let first = &slots[0];
-    resp.status = match (batch, &first.result) {
-        (false, Some(Ok(Outcome::Error { .. }))) if first.status.is_client_error() => first.status,
-        (false, Some(Err(e))) => e.status(),
-        (true, _) if all_failed => worst.unwrap_or(StatusCode::OK),
-        _ => StatusCode::OK,
-    };
+    resp.status = http_status(batch, first, all_failed, worst);
     resp.cached = slots.iter().all(|s| s.from_cache);
     if resp.cached {
         for s in &slots {
@@ -389,6 +379,18 @@ fn finish(app: &AppState, route: Route, slots: Vec<Slot>, batch: bool, mut resp:
     });
     resp.body = out;
     resp
+}
+
+/// The response's HTTP status: a single call answered by a node's error keeps the node's 4xx, a
+/// single gateway error its own status; a batch is 200 unless every item failed on the
+/// gateway's side, then the worst such status.
+fn http_status(batch: bool, first: &Slot, all_failed: bool, worst: Option<StatusCode>) -> StatusCode {
+    match (batch, &first.result) {
+        (false, Some(Ok(Outcome::Error { .. }))) if first.status.is_client_error() => first.status,
+        (false, Some(Err(e))) => e.status(),
+        (true, _) if all_failed => worst.unwrap_or(StatusCode::OK),
+        _ => StatusCode::OK,
+    }
 }
 
 /// One value per header name (the first node's).
@@ -427,4 +429,83 @@ fn count(app: &AppState, route: Route, slot: &Slot, outcome: &Outcome) {
 pub fn reject(app: &AppState, err: &ProxyError) -> RpcResponse {
     app.metrics.rejected.get_or_create(&ReasonLabel { reason: err.label() }).inc();
     RpcResponse::error(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(method: &str, write: bool, sticky: Option<usize>, block: Option<u64>) -> Pending {
+        Pending {
+            slot: 0,
+            call: Outbound { method: method.into(), params: None },
+            info: methods::lookup(method),
+            needs: Needs { sticky, block, exclude: Vec::new() },
+            write,
+            rule: Rule::Never,
+            key: None,
+            leader: None,
+        }
+    }
+
+    fn slot(result: Option<Result<Outcome, ProxyError>>, status: StatusCode) -> Slot {
+        Slot { id: None, method: String::new(), result, backend: None, status, from_cache: false }
+    }
+
+    #[test]
+    fn plain_reads_share_a_group_and_everything_else_goes_alone() {
+        let groups = group(vec![
+            pending("aztec_getBlockNumber", false, None, None),
+            pending("aztec_sendTx", true, None, None),
+            pending("aztec_getChainTips", false, None, None),
+            pending("aztec_getTxReceipt", false, Some(1), None),
+            pending("aztec_getPublicStorageAt", false, None, Some(5)),
+        ]);
+        let names: Vec<Vec<&str>> =
+            groups.iter().map(|g| g.members.iter().map(|p| p.call.method.as_str()).collect()).collect();
+        assert_eq!(
+            names,
+            [
+                vec!["aztec_getBlockNumber", "aztec_getChainTips"],
+                vec!["aztec_sendTx"],
+                vec!["aztec_getTxReceipt"],
+                vec!["aztec_getPublicStorageAt"],
+            ]
+        );
+    }
+
+    #[test]
+    fn status_rules() {
+        let node_error = || Some(Ok(Outcome::error(-32601, "Method not found: x")));
+        let gateway_error = || Some(Err(ProxyError::NoRoute { route: "/", why: String::new() }));
+        let ok = || Some(Ok(Outcome::Result(None)));
+        let table = [
+            (false, slot(ok(), StatusCode::OK), false, None, StatusCode::OK),
+            (false, slot(node_error(), StatusCode::BAD_REQUEST), false, None, StatusCode::BAD_REQUEST),
+            (false, slot(node_error(), StatusCode::OK), false, None, StatusCode::OK),
+            (false, slot(gateway_error(), StatusCode::OK), true, None, StatusCode::SERVICE_UNAVAILABLE),
+            (true, slot(node_error(), StatusCode::BAD_REQUEST), false, None, StatusCode::OK),
+            (true, slot(gateway_error(), StatusCode::OK), true, Some(StatusCode::BAD_GATEWAY), StatusCode::BAD_GATEWAY),
+            (true, slot(gateway_error(), StatusCode::OK), false, Some(StatusCode::BAD_GATEWAY), StatusCode::OK),
+        ];
+        for (i, (batch, first, all_failed, worst, want)) in table.into_iter().enumerate() {
+            assert_eq!(http_status(batch, &first, all_failed, worst), want, "row {i}");
+        }
+    }
+
+    #[test]
+    fn a_coalesced_caller_gets_the_status_its_call_gets_alone() {
+        let d = Delivered {
+            outcomes: vec![Outcome::Result(None), Outcome::error(-32702, "no")],
+            backend: "a".into(),
+            backend_index: 0,
+            status: StatusCode::OK,
+            headers: vec![],
+            fallback: false,
+        };
+        assert_eq!(members_alone_status(&d, 0), StatusCode::OK);
+        assert_eq!(members_alone_status(&d, 1), StatusCode::BAD_REQUEST, "a batch item's error alone is a 400");
+        let single = d.one(1, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(members_alone_status(&single, 0), StatusCode::INTERNAL_SERVER_ERROR, "a lone call keeps its own");
+    }
 }

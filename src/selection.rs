@@ -114,12 +114,7 @@ fn best(all: &[&BackendView], prefer: Option<Generation>) -> Option<usize> {
     let chosen = match tier_members.len() {
         1 => tier_members[0],
         n => {
-            let mut rng = rand::thread_rng();
-            let a = rng.gen_range(0..n);
-            let mut b = rng.gen_range(0..n - 1);
-            if b >= a {
-                b += 1;
-            }
+            let (a, b) = pair(n, &mut rand::thread_rng());
             let (x, y) = (tier_members[a], tier_members[b]);
             if cost(x) <= cost(y) {
                 x
@@ -129,6 +124,16 @@ fn best(all: &[&BackendView], prefer: Option<Generation>) -> Option<usize> {
         }
     };
     Some(chosen.backend.index)
+}
+
+/// Two distinct indices below `n` (at least 2), uniformly: the two choices of P2C.
+fn pair(n: usize, rng: &mut impl Rng) -> (usize, usize) {
+    let a = rng.gen_range(0..n);
+    let mut b = rng.gen_range(0..n - 1);
+    if b >= a {
+        b += 1;
+    }
+    (a, b)
 }
 
 /// Load-aware cost; a node never measured counts as fast (1 ms) so it gets tried.
@@ -253,5 +258,21 @@ mod tests {
         s.backends[1].backend.mark_lacking(crate::methods::by_bare_name("getL1Constants").unwrap());
         assert_eq!(to("aztec_getL1Constants"), None, "learned -32601");
         assert!(to("aztec_getBlockNumber").is_some());
+    }
+
+    #[test]
+    fn pairs_are_two_distinct_indices_covering_every_node() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for n in 2..6 {
+            let mut seen = vec![0u32; n];
+            for _ in 0..2_000 {
+                let (a, b) = pair(n, &mut rng);
+                assert!(a != b && a < n && b < n, "{n}: {a} {b}");
+                seen[a] += 1;
+                seen[b] += 1;
+            }
+            assert!(seen.iter().all(|&c| c > 2_000 * 2 / n as u32 / 2), "{n}: roughly uniform {seen:?}");
+        }
     }
 }

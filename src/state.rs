@@ -54,10 +54,10 @@ pub struct Inner {
     pub hedge_budget: HedgeBudget,
     /// When the gateway started.
     pub started: Instant,
-    /// The validator watch report (published by the monitor after each integrity pass).
-    pub validators: Arc<ValidatorWatch>,
     /// The memory bound on node answers (`MAX_RESPONSE_BYTES`, `MAX_BUFFERED_BYTES`).
     pub answers: Arc<forward::AnswerBudget>,
+    /// The validator watch report (published by the monitor after each integrity pass).
+    pub validators: Arc<ValidatorWatch>,
 }
 
 impl Deref for AppState {

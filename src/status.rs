@@ -62,7 +62,7 @@ pub struct BackendDoc {
     /// Routable now.
     pub routable: bool,
     /// Why not routable.
-    pub reason: Option<String>,
+    pub reason: Option<crate::upstream::Unroutable>,
     /// Proposed tip.
     pub tip: Option<u64>,
     /// Proven tip.
@@ -112,7 +112,7 @@ pub struct IntegrityDoc {
     /// Unix seconds of the last successful analysis.
     pub checked_at: Option<u64>,
     /// Why the last fetch or analysis failed.
-    pub error: Option<String>,
+    pub error: Option<crate::error::CheckError>,
     /// Why the verdict is what it is (e.g. sentinel disabled).
     pub reason: Option<String>,
     /// Per-epoch results.

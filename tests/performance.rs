@@ -28,6 +28,25 @@ async fn fifty_concurrent_identical_reads_reach_the_node_once_or_twice() {
 }
 
 #[tokio::test]
+async fn coalesced_callers_get_the_status_their_call_gets_alone() {
+    let a = node(ApiVersion::V5).await;
+    let proxy = TestProxy::start(&[&a], &[("CACHE_VOLATILE_MS", "0")]).await;
+    a.set_faults(Faults { latency_ms: 300, rpc_error: Some(-32702), ..Faults::default() });
+    // One caller sends the call inside a batch (the node answers the batch 200), the others
+    // alone: each alone must get the 400 a node's error answer to a single call gets.
+    let batch = post(&proxy.url, json!([{"jsonrpc": "2.0", "id": 0, "method": "aztec_getChainTips", "params": []}]));
+    let alone = (1..30)
+        .map(|i| post(&proxy.url, json!({"jsonrpc": "2.0", "id": i, "method": "aztec_getChainTips", "params": []})));
+    let (batch, alone) = futures::join!(batch, futures::future::join_all(alone));
+    assert_eq!(batch.status, 200);
+    for r in &alone {
+        assert_eq!(r.json()["error"]["code"], -32702);
+        assert_eq!(r.status, 400, "{}", r.json());
+    }
+    assert!(a.calls("getChainTips") <= 2, "coalesced: {} calls", a.calls("getChainTips"));
+}
+
+#[tokio::test]
 async fn a_finalized_block_is_fetched_once_for_twenty_reads() {
     let a = node(ApiVersion::V6).await;
     let proxy = TestProxy::start(&[&a], &[]).await;
@@ -85,9 +104,18 @@ async fn a_new_tip_is_visible_within_one_cache_lifetime() {
 async fn hedging_rescues_reads_when_one_node_is_slow() {
     let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
     let proxy = TestProxy::start(&[&a, &b], &[("ATTEMPT_TIMEOUT_MS", "3000")]).await;
-    for _ in 0..60 {
-        rpc(&proxy.url, "aztec_getCurrentMinFees", json!([])).await;
+    // Warm-up: concurrent, distinct (so neither cached nor coalesced) reads, which
+    // power-of-two-choices spreads over both nodes by in-flight count, until each node has the
+    // request history a hedge needs (sequential reads would all go to the faster node).
+    let tip = a.tip();
+    for wave in 0..40u64 {
+        let reads = (0..10).map(|i| rpc(&proxy.url, "aztec_getBlock", json!([tip + 1 + wave * 10 + i])));
+        futures::future::join_all(reads).await;
+        if a.calls("getBlock") >= 30 && b.calls("getBlock") >= 30 {
+            break;
+        }
     }
+    assert!(a.calls("getBlock") >= 30 && b.calls("getBlock") >= 30, "both nodes warmed up");
     a.set_faults(Faults { latency_ms: 1500, ..Faults::default() });
     for _ in 0..5 {
         let started = tokio::time::Instant::now();

@@ -52,14 +52,8 @@ pub struct IntegrityParams {
 
 /// Why a stats answer could not be analysed. Each is an integrity failure recorded with its
 /// message, never a crash.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IntegrityError {
-    /// The body exceeded `MAX_STATS_BYTES`; raised by the caller that reads the body.
-    #[error("stats response exceeds the {limit}-byte limit (MAX_STATS_BYTES)")]
-    TooLarge {
-        /// The limit in bytes.
-        limit: u64,
-    },
     /// The body is not valid JSON or not a `ValidatorsStats` document.
     #[error("unparsable stats response: {0}")]
     Parse(String),

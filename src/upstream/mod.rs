@@ -4,6 +4,7 @@
 //! consistent view without a lock (pingora `Backends`, docs/style.md#hot-path-state). Only the monitor publishes.
 
 pub mod circuit;
+pub mod reason;
 pub mod stats;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -17,6 +18,7 @@ use crate::config::{redact_url, BackendConfig, Config};
 use crate::integrity::{IntegrityStatus, NodeKind, Verdict};
 use crate::methods::MethodInfo;
 pub use circuit::{Circuit, CircuitState};
+pub use reason::Unroutable;
 pub use stats::Stats;
 
 /// Which public namespace a backend answers.
@@ -177,7 +179,7 @@ pub struct Health {
     /// Ready, in sync and on the right network (circuit not included: it changes per request).
     pub healthy: bool,
     /// Why the backend is not healthy, for operators.
-    pub reason: Option<String>,
+    pub reason: Option<Unroutable>,
 }
 
 /// Integrity as published: the latest verdict plus the latest failure, with timestamps.
@@ -188,7 +190,7 @@ pub struct Integrity {
     /// Unix seconds of the last successful analysis.
     pub checked_at: Option<u64>,
     /// Why the last fetch or analysis failed, else `None`.
-    pub error: Option<String>,
+    pub error: Option<crate::error::CheckError>,
 }
 
 impl Default for Integrity {
@@ -228,11 +230,11 @@ impl BackendView {
     }
 
     /// Why not routable (health reason, or the open circuit).
-    pub fn reason(&self) -> Option<String> {
+    pub fn reason(&self) -> Option<Unroutable> {
         if !self.health.healthy {
             return self.health.reason.clone();
         }
-        (!self.backend.circuit.may_pass()).then(|| "circuit open after consecutive failures".into())
+        (!self.backend.circuit.may_pass()).then_some(Unroutable::CircuitOpen)
     }
 
     /// Whether the integrity verdict says archiver.
@@ -270,7 +272,7 @@ impl Pool {
             .enumerate()
             .map(|(i, b)| BackendView {
                 backend: Arc::new(Backend::new(i, b, config)),
-                health: Health { reason: Some("not probed yet".into()), ..Health::default() },
+                health: Health { reason: Some(Unroutable::NotProbed), ..Health::default() },
                 integrity: Integrity::default(),
             })
             .collect();

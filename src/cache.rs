@@ -423,7 +423,7 @@ mod tests {
         // A finalized v5 block as the simulator serves it, with the node's three headers,
         // built as `proxy` builds it (result parsed out of the node's answer, headers cloned).
         let tx = r#"{"txHash":"0x2b1f4c5e6a7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071","txEffect":{"revertCode":0,"transactionFee":"0x0000000000000000000000000000000000000000000000000000000000c0ffee","noteHashes":["0x1111111111111111111111111111111111111111111111111111111111111111"],"nullifiers":["0x2222222222222222222222222222222222222222222222222222222222222222"],"l2ToL1Msgs":[],"publicDataWrites":[],"privateLogs":[],"publicLogs":[],"contractClassLogs":[]}}"#;
-        let txs = vec![tx; 4].join(",");
+        let txs = [tx; 4].join(",");
         let result = format!(
             r#"{{"number":12345,"hash":"0x0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0","checkpointNumber":6172,"header":{{"lastArchive":{{"root":"0x05","nextAvailableLeafIndex":12345}},"globalVariables":{{"blockNumber":12345,"slotNumber":"0x181c","timestamp":"0x6800f000","coinbase":"0x0000000000000000000000000000000000000000","feeRecipient":"0x00","gasFees":{{"feePerDaGas":"0x00","feePerL2Gas":"0x0c"}}}},"totalFees":"0x00","totalManaUsed":"0x00"}},"body":{{"txEffects":[{txs}]}}}}"#
         );
@@ -445,6 +445,7 @@ mod tests {
         let headers = from_node.clone();
         let k = key("aztec_getBlock", lookup("aztec_getBlock").unwrap(), Some(&raw("[12345]")));
         let entry = Entry { result, headers, backend: "archiver-1".to_owned(), ttl: IMMUTABLE_TTL, volatile: false };
+        assert_eq!(from_node.len(), entry.headers.len(), "the reply keeps its own headers");
 
         // The footprint, allocation by allocation (no allocator or moka overhead counted here
         // except moka's measured 309 bytes per entry).

@@ -264,7 +264,13 @@ pub async fn validators(State(app): State<AppState>, headers: HeaderMap) -> Resp
 }
 
 /// The dashboard page, embedded in the binary.
-const DASHBOARD: &str = include_str!("dashboard.html");
+const DASHBOARD: &str = concat!(
+    include_str!("dashboard/head.html"),
+    include_str!("dashboard/style.css"),
+    include_str!("dashboard/body.html"),
+    include_str!("dashboard/app.js"),
+    include_str!("dashboard/end.html"),
+);
 
 /// `GET /dashboard`. The page itself holds no data, so it is served to anyone; everything it
 /// shows comes from `/health`, which asks for the `ADMIN_TOKEN` (the page prompts for it and

@@ -170,7 +170,13 @@ async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
         tokio::spawn(async move { simulator::serve(listener, sim, c).await });
     }
     src.set("SENTINEL_BACKENDS", backends.join(","));
-    for (key, value) in [("HEALTH_CHECK_INTERVAL_MS", "2000"), ("INTEGRITY_CHECK_INTERVAL_MS", "10000")] {
+    // The demo watches a few of its validators (one of them offline) unless told otherwise.
+    let watch = simulator::demo_watch_validators().join(",");
+    for (key, value) in [
+        ("HEALTH_CHECK_INTERVAL_MS", "2000"),
+        ("INTEGRITY_CHECK_INTERVAL_MS", "10000"),
+        ("WATCH_VALIDATORS", watch.as_str()),
+    ] {
         if std::env::var(key).is_err() {
             src.set(key, value);
         }
@@ -191,6 +197,7 @@ async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
     println!("gateway    http://{host}:{}/   (also /archiver and /pruned)", addr.port());
     println!("dashboard  http://{host}:{}/dashboard", addr.port());
     println!("health     http://{host}:{}/health", addr.port());
+    println!("validators http://{host}:{}/validators   (watched: WATCH_VALIDATORS)", addr.port());
     println!(
         "try: curl -s http://{host}:{}/ -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"aztec_getBlockNumber\"}}'",
         addr.port()

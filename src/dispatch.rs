@@ -170,6 +170,11 @@ impl Dispatcher<'_> {
                     needs.exclude.push(answered.index);
                     return Ok(self.elsewhere_if_lacking(ctx, calls, needs, write, delivered).await);
                 }
+                Err(e) if !e.is_node_fault() => {
+                    // The node answered; the answer is just not one we can take.
+                    backend.circuit.on_success();
+                    return Err(ProxyError::Upstream { backend: backend.name.clone(), source: e });
+                }
                 Err(e) => {
                     backend.stats.record_error();
                     backend.stats.penalize(started.elapsed().max(FAILURE_PENALTY));

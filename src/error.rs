@@ -84,6 +84,14 @@ pub enum ForwardError {
 }
 
 impl ForwardError {
+    /// Whether the node is to blame. An answer over `MAX_RESPONSE_BYTES` is what the client
+    /// asked for (every node would send it), and a full `MAX_BUFFERED_BYTES` budget is the
+    /// gateway's own pressure: neither is retried elsewhere or held against the node (else a
+    /// client asking for huge answers could open every node's circuit).
+    pub fn is_node_fault(&self) -> bool {
+        !matches!(self, ForwardError::TooLarge(_) | ForwardError::Budget(_))
+    }
+
     /// Whether the request may have reached the node (writes are not retried then).
     pub fn reached_node(&self) -> bool {
         !matches!(self, ForwardError::Connect(_))

@@ -325,6 +325,10 @@ async fn an_answer_over_max_response_bytes_is_a_clear_502() {
         let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
         assert!(msg.contains("answer larger than 1048576 bytes"), "chunked {chunked}: {msg}");
     }
+    // What the client asked for is not the node's fault: no error, no open circuit.
+    let node = &p.state.pool.snapshot().backends[0].backend;
+    assert_eq!(node.stats.errors(), 0, "an oversized answer is not held against the node");
+    assert_eq!(node.circuit.state(), sentinel_proxy::upstream::CircuitState::Closed);
     let answers = &p.state.answers;
     assert_eq!(answers.held(), 0, "every answer buffer was given back");
     assert_eq!(p.state.metrics.buffered_answer_bytes.get(), 0);

@@ -200,7 +200,14 @@ fn authorized(app: &AppState, headers: &HeaderMap) -> bool {
         return true;
     };
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    given.and_then(|g| g.strip_prefix("Bearer ")).is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
+    given.and_then(bearer_credentials).is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
+}
+
+/// The credentials of a `Bearer` authorization value. The scheme is case-insensitive (RFC 9110
+/// §11.1: `bearer`, `BEARER` are the same scheme) and may be followed by more than one space.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim_start_matches(' '))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

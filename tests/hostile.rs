@@ -23,7 +23,7 @@ use sentinel_proxy::simulator::{ApiVersion, SimNode};
 use sentinel_proxy::state::AppState;
 use sentinel_proxy::{gateway, server};
 use serde_json::json;
-use support::{eventually, get, node, rpc, TestProxy};
+use support::{eventually, get, get_with, node, rpc, TestProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -387,4 +387,19 @@ async fn past_the_buffer_budget_a_request_waits_then_gets_503_and_memory_is_give
     assert_eq!(p.state.answers.held(), 0, "no answer buffer outlives its request");
     assert_eq!(m.buffered_answer_bytes.get(), 0);
     assert!(hostile.big_calls.load(Ordering::SeqCst) >= 8);
+}
+
+/// RFC 9110 §11.1: the authentication scheme is case-insensitive, so `bearer`, `BEARER` and
+/// `Bearer` all carry the admin token; a wrong token or another scheme is still refused.
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let a = node(ApiVersion::V5).await;
+    let p = TestProxy::start(&[&a], &[("ADMIN_TOKEN", "s3cret")]).await;
+    let url = format!("{}/metrics", p.url);
+    for ok in ["Bearer s3cret", "bearer s3cret", "BEARER s3cret", "bEaReR  s3cret"] {
+        assert_eq!(get_with(&url, &[("authorization", ok)]).await.status, 200, "{ok}");
+    }
+    for refused in ["bearer nope", "Basic s3cret", "bearers3cret", "s3cret"] {
+        assert_eq!(get_with(&url, &[("authorization", refused)]).await.status, 401, "{refused}");
+    }
 }

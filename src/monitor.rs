@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tokio::time::{interval, MissedTickBehavior};
@@ -32,6 +33,8 @@ pub struct Monitor {
     tips: Vec<TipsMethod>,
     /// Whether each backend's last probe failed (a recovery may be a restart or an upgrade).
     down: Vec<bool>,
+    /// When each unroutable backend was last said to be so (a reminder every minute).
+    reminded: Vec<Option<Instant>>,
     /// Integrity parameters, possibly auto-detected.
     params: IntegrityParams,
     /// Epoch parameters already read from a node.
@@ -51,6 +54,7 @@ impl Monitor {
             client,
             tips: vec![TipsMethod::default(); n],
             down: vec![false; n],
+            reminded: vec![None; n],
             params,
             detected: false,
             validators: Arc::default(),
@@ -103,7 +107,25 @@ impl Monitor {
             *down = r.is_err();
         }
         let next = assess(&self.config, &snap, &results);
+        self.remind_unroutable(&next);
         self.pool.publish(next);
+    }
+
+    /// A backend that stays unroutable is logged again every [`REMIND_EVERY`] (the change itself
+    /// is logged when it happens), so a dead node never goes quiet in the logs.
+    fn remind_unroutable(&mut self, next: &Snapshot) {
+        let now = Instant::now();
+        for (v, reminded) in next.backends.iter().zip(self.reminded.iter_mut()) {
+            match (&v.health.reason, *reminded) {
+                (None, _) => *reminded = None,
+                (Some(_), None) => *reminded = Some(now),
+                (Some(reason), Some(at)) if now.duration_since(at) >= REMIND_EVERY => {
+                    tracing::warn!(backend = %v.backend.name, %reason, "backend still unroutable");
+                    *reminded = Some(now);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// One integrity pass over every ready backend, then consensus, then publish.
@@ -219,6 +241,9 @@ impl Monitor {
         tracing::info!(slots_per_epoch = self.params.slots_per_epoch, expected_validators = self.params.expected_validators, backend = %v.backend.name, "epoch parameters detected");
     }
 }
+
+/// How often a backend that stays unroutable is logged again.
+const REMIND_EVERY: Duration = Duration::from_secs(60);
 
 /// The corroborated tip: the second-highest when three or more nodes report, else the highest,
 /// so one node running ahead (or lying) cannot quarantine the others.

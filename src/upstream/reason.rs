@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::fork::ForkState;
 use crate::error::ProbeError;
+use crate::fork::ForkState;
 
 /// Why a backend is not routable.
 #[derive(Clone, Debug, PartialEq, Eq)]

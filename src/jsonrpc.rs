@@ -99,8 +99,57 @@ pub fn parse_body(bytes: &[u8]) -> Result<Body, BodyError> {
 fn parse_item(raw: &RawValue) -> Item {
     match serde_json::from_str::<RawCall<'_>>(raw.get()) {
         Ok(call) => item_of(call),
-        Err(_) => Item::Invalid { id: None, reason: "request is not an object".into() },
+        Err(_) => diagnose(raw),
     }
+}
+
+/// The members of a JSON object in order, duplicates kept (a map would keep only one).
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                    members.push(entry);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// Why an item that is valid JSON is not a request, as precisely as it can be said (the slow
+/// path: only items that failed the one-pass parse get here). The id is echoed when it is
+/// itself valid.
+fn diagnose(raw: &RawValue) -> Item {
+    let invalid = |id: Option<&RawValue>, reason: String| Item::Invalid { id: id.map(RawValue::to_owned), reason };
+    let Ok(Members(members)) = serde_json::from_str::<Members<'_>>(raw.get()) else {
+        return invalid(None, "request is not an object".into());
+    };
+    let field = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    let id = field("id").filter(|i| !matches!(i.get().as_bytes()[0], b'{' | b'[' | b't' | b'f'));
+    for (i, (key, _)) in members.iter().enumerate() {
+        if members[..i].iter().any(|(k, _)| k == key) {
+            // Which of the two ids to echo is ambiguous: none.
+            let id = if key == "id" { None } else { id };
+            return invalid(id, format!("duplicate key {}", serde_json::to_string(key).unwrap_or_default()));
+        }
+    }
+    if field("id").is_some() && id.is_none() {
+        return invalid(None, "id must be a number, string or null".into());
+    }
+    if field("method").is_some_and(|m| !m.get().starts_with('"')) {
+        return invalid(id, "method must be a string".into());
+    }
+    invalid(id, "request is not a valid JSON-RPC object".into())
 }
 
 fn item_of(call: RawCall<'_>) -> Item {
@@ -298,6 +347,36 @@ mod tests {
         assert!(matches!(parse_body(b""), Err(BodyError::Invalid(_))));
         let items = calls(r#"[1, {"id":2}, {"id":3,"method":"m","params":{"a":1}}]"#);
         assert!(items.iter().all(|i| matches!(i, Item::Invalid { .. })));
+    }
+
+    /// The reason and the echoed id of an invalid single request.
+    fn invalid(body: &str) -> (String, Option<String>) {
+        match parse_body(body.as_bytes()) {
+            Ok(Body::Single(Item::Invalid { id, reason })) => (reason, id.map(|i| i.get().to_owned())),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn invalid_requests_say_precisely_why() {
+        let table: &[(&str, &str, Option<&str>)] = &[
+            (r#"{"id":1,"id":2,"method":"m"}"#, r#"duplicate key "id""#, None),
+            (r#"{"id":7,"method":"a","method":"b"}"#, r#"duplicate key "method""#, Some("7")),
+            (r#"{"id":"x","method":42}"#, "method must be a string", Some("\"x\"")),
+            (r#"{"id":3,"method":null}"#, "missing or empty method", Some("3")),
+            (r#"{"id":3,"method":["m"]}"#, "method must be a string", Some("3")),
+            (r#"{"id":true,"method":"m"}"#, "id must be a number, string or null", None),
+            (r#"{"id":4,"method":"m","params":{"a":1}}"#, "params must be an array", Some("4")),
+            (r#"{"id":5}"#, "missing or empty method", Some("5")),
+        ];
+        for (body, reason, id) in table {
+            let (got, got_id) = invalid(body);
+            assert_eq!((got.as_str(), got_id.as_deref()), (*reason, *id), "{body}");
+        }
+        let items = calls(r#"[1, {"id":9,"id":9,"method":"m"}]"#);
+        assert!(matches!(&items[0], Item::Invalid { reason, .. } if reason == "request is not an object"));
+        assert!(matches!(&items[1], Item::Invalid { reason, .. } if reason == r#"duplicate key "id""#));
+        assert!(matches!(parse_body(br#"{"id":1,"method":"m""#), Err(BodyError::Parse(_))), "malformed: -32700");
     }
 
     #[test]

@@ -186,10 +186,13 @@ async fn fleet(versions: &[ApiVersion]) -> Vec<SimNode> {
     nodes
 }
 
-/// A gateway over `nodes` with default settings.
-async fn gateway(nodes: &[SimNode]) -> TestProxy {
+/// The official client's report through a gateway (default settings) over a fleet of
+/// `versions`.
+async fn through_gateway(versions: &[ApiVersion]) -> Report {
+    let nodes = fleet(versions).await;
     let refs: Vec<&SimNode> = nodes.iter().collect();
-    TestProxy::start(&refs, &[]).await
+    let proxy = TestProxy::start(&refs, &[]).await;
+    probe(&proxy.url).await
 }
 
 #[tokio::test]
@@ -226,9 +229,7 @@ async fn other_generations_pass_every_call_they_share_with_the_v4_client() {
 
 #[tokio::test]
 async fn the_official_client_accepts_the_gateway_over_a_v4_fleet() {
-    let nodes = fleet(&[ApiVersion::V4, ApiVersion::V4, ApiVersion::V4]).await;
-    let proxy = gateway(&nodes).await;
-    let report = probe(&proxy.url).await;
+    let report = through_gateway(&[ApiVersion::V4, ApiVersion::V4, ApiVersion::V4]).await;
     report.assert_passes("gateway over v4 x3", &[]);
     assert_eq!(report.passed, report.total);
 }
@@ -237,18 +238,14 @@ async fn the_official_client_accepts_the_gateway_over_a_v4_fleet() {
 /// tips, validator stats) must reach the v4 node, never the v3, v5 or v6 ones.
 #[tokio::test]
 async fn the_official_client_accepts_the_gateway_over_a_mixed_fleet() {
-    let nodes = fleet(&[ApiVersion::V3, ApiVersion::V4, ApiVersion::V5, ApiVersion::V6]).await;
-    let proxy = gateway(&nodes).await;
-    let report = probe(&proxy.url).await;
+    let report = through_gateway(&[ApiVersion::V3, ApiVersion::V4, ApiVersion::V5, ApiVersion::V6]).await;
     report.assert_passes("gateway over v3+v4+v5+v6", &[]);
     assert_eq!(report.passed, report.total);
 }
 
 #[tokio::test]
 async fn the_official_client_gets_every_translatable_call_through_the_gateway_over_a_v6_fleet() {
-    let nodes = fleet(&[ApiVersion::V6, ApiVersion::V6]).await;
-    let proxy = gateway(&nodes).await;
-    let report = probe(&proxy.url).await;
+    let report = through_gateway(&[ApiVersion::V6, ApiVersion::V6]).await;
     report.assert_passes("gateway over v6 x2", &V5_UNTRANSLATABLE);
     eprintln!("gateway over v6 x2: failing calls {:?}", report.failed_calls());
 }

@@ -369,8 +369,8 @@ pub fn no_route(snapshot: &Snapshot, route: Route) -> ProxyError {
             None => format!(
                 "{}: {} {}",
                 v.backend.name,
-                serde_json::to_string(&v.integrity.verdict.kind).unwrap_or_default().trim_matches('"'),
-                serde_json::to_string(&v.integrity.verdict.status).unwrap_or_default().trim_matches('"'),
+                v.integrity.verdict.kind.as_str(),
+                v.integrity.verdict.status.as_str(),
             ),
         })
         .collect();

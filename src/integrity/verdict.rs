@@ -56,6 +56,16 @@ pub enum NodeKind {
     Pruned,
 }
 
+impl NodeKind {
+    /// `archiver` or `pruned`, as shown in `/health` and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Archiver => "archiver",
+            NodeKind::Pruned => "pruned",
+        }
+    }
+}
+
 /// Score and findings of one epoch of the window.
 #[derive(Clone, Debug, Serialize)]
 pub struct EpochReport {

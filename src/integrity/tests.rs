@@ -244,3 +244,14 @@ fn verdict_serialises_for_health() {
         assert!(json.contains(part), "{part} not in {json}");
     }
 }
+
+#[test]
+fn as_str_names_match_the_health_document() {
+    for kind in [NodeKind::Archiver, NodeKind::Pruned] {
+        assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+    }
+    use IntegrityStatus::*;
+    for status in [Perfect, Good, Bad, Unknown, SentinelOff] {
+        assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+    }
+}

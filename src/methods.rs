@@ -67,6 +67,11 @@ pub struct MethodInfo {
     /// The first param is a block whose world state the answer needs (pruned nodes drop it,
     /// see `getWorldStateSyncStatus.oldestHistoricBlockNumber`).
     pub world_state: bool,
+    /// What one call weighs against the client's rate limit and `MAX_CONCURRENT_REQUESTS`
+    /// (README, "Request weights"): 1 for a plain read, more for what costs the node more.
+    /// Written in the table as `[n]` after the class; by default 10 for heavy simulations, 5
+    /// for world-state reads (witnesses, storage), else 1.
+    pub cost: u32,
 }
 
 impl MethodInfo {
@@ -88,7 +93,7 @@ impl MethodInfo {
 }
 
 macro_rules! table {
-    ($($name:literal => $class:ident $(($keep:ident))? $(, $lo:literal ..= $hi:literal)? $(, $flag:ident)*;)*) => {
+    ($($name:literal => $class:ident $(($keep:ident))? $([$cost:literal])? $(, $lo:literal ..= $hi:literal)? $(, $flag:ident)*;)*) => {
         /// Every known public method.
         pub const METHODS: &[MethodInfo] = &[
             $(MethodInfo {
@@ -99,6 +104,7 @@ macro_rules! table {
                 by_generation: table!(@gen $($flag)*),
                 keep: table!(@keep $class $($keep)?),
                 world_state: table!(@ws $($flag)*),
+                cost: table!(@cost [$($cost)?] $class $($flag)*),
             },)*
         ];
     };
@@ -112,6 +118,9 @@ macro_rules! table {
     (@ws world_state $($rest:ident)*) => { true };
     (@ws $other:ident $($rest:ident)*) => { table!(@ws $($rest)*) };
     (@ws) => { false };
+    (@cost [$cost:literal] $($rest:ident)*) => { $cost };
+    (@cost [] Heavy $($flag:ident)*) => { 10 };
+    (@cost [] $class:ident $($flag:ident)*) => { if table!(@ws $($flag)*) { 5 } else { 1 } };
     (@keep $class:ident $keep:ident) => { Keep::$keep };
     (@keep Immutable) => { Keep::Anchored };
     (@keep $class:ident) => { Keep::Never };
@@ -129,10 +138,10 @@ table! {
     "isReady" => Volatile;
     "getBlock" => Immutable(Block), by_generation;
     "getBlockData" => Immutable(Block), 5..=255;
-    "getBlocks" => Immutable(Range), by_generation;
+    "getBlocks" => Immutable(Range)[10], by_generation;
     "getCheckpoint" => Immutable, 5..=255;
-    "getCheckpoints" => Immutable, by_generation;
-    "getCheckpointsData" => Immutable, 5..=255;
+    "getCheckpoints" => Immutable[10], by_generation;
+    "getCheckpointsData" => Immutable[10], 5..=255;
     "getTxReceipt" => Volatile(OnceFinal), by_generation;
     "getTxEffect" => ImmutableOnceFound;
     "getTxByHash" => NodeLocal;
@@ -153,9 +162,9 @@ table! {
     "getL1ToL2MessageCheckpoint" => ImmutableOnceFound, 0..=5;
     "getL1ToL2MessageIndex" => ImmutableOnceFound, 6..=255;
     "getL2ToL1Messages" => Immutable;
-    "getL2ToL1MembershipWitness" => ImmutableOnceFound, 5..=255;
-    "getPrivateLogsByTags" => Volatile;
-    "getPublicLogsByTags" => Volatile, 5..=255;
+    "getL2ToL1MembershipWitness" => ImmutableOnceFound[5], 5..=255;
+    "getPrivateLogsByTags" => Volatile[5];
+    "getPublicLogsByTags" => Volatile[5], 5..=255;
     "getContractClass" => ImmutableOnceFound(Forever);
     "getContract" => Immutable;
     "getNodeInfo" => Static;
@@ -167,11 +176,11 @@ table! {
     "getCurrentMinFees" => Volatile, 4..=255;
     "getMaxPriorityFees" => Volatile, 4..=255;
     "getPredictedMinFees" => Volatile, 5..=255;
-    "getValidatorsStats" => NodeLocal, by_generation;
+    "getValidatorsStats" => NodeLocal[20], by_generation;
     "getValidatorStats" => NodeLocal, by_generation;
-    "getValidatorStatsBatch" => NodeLocal, 6..=255;
-    "getTxEffectMembershipWitness" => ImmutableOnceFound, 6..=255;
-    "getBlockHashMembershipWitnessAtArchive" => ImmutableOnceFound, 6..=255;
+    "getValidatorStatsBatch" => NodeLocal[5], 6..=255;
+    "getTxEffectMembershipWitness" => ImmutableOnceFound[5], 6..=255;
+    "getBlockHashMembershipWitnessAtArchive" => ImmutableOnceFound[5], 6..=255;
     "getEncodedEnr" => Static;
     "getAllowedPublicSetup" => Static;
     "getPeers" => NodeLocal, 5..=255;
@@ -184,12 +193,12 @@ table! {
     "getBlockByArchive" => ImmutableOnceFound, 0..=4, by_generation;
     "getBlockHeader" => Immutable(Block), 0..=4;
     "getBlockHeaderByArchive" => ImmutableOnceFound, 0..=4;
-    "getCheckpointedBlocks" => Immutable, 0..=4;
-    "getCheckpointsDataForEpoch" => Immutable, 0..=4;
+    "getCheckpointedBlocks" => Immutable[10], 0..=4;
+    "getCheckpointsDataForEpoch" => Immutable[10], 0..=4;
     "isL1ToL2MessageSynced" => Volatile, 0..=4;
-    "getPublicLogs" => Volatile, 0..=4;
-    "getContractClassLogs" => Volatile, 0..=4;
-    "getPublicLogsByTagsFromContract" => Volatile, 0..=4;
+    "getPublicLogs" => Volatile[5], 0..=4;
+    "getContractClassLogs" => Volatile[5], 0..=4;
+    "getPublicLogsByTagsFromContract" => Volatile[5], 0..=4;
     "getCurrentBaseFees" => Volatile, 0..=3;
 }
 
@@ -222,6 +231,13 @@ impl MethodInfo {
     pub fn id(&self) -> usize {
         by_name().get(self.name).copied().unwrap_or(0)
     }
+}
+
+/// What a call of `method` (full name) weighs against the rate limit and the concurrency limit:
+/// its table [`MethodInfo::cost`], 1 for anything not in the table (it is refused or forwarded
+/// as one call).
+pub fn cost(method: &str) -> u32 {
+    lookup(method).map_or(1, |m| m.cost)
 }
 
 /// Whether `name`'s answer needs the world state of the block in its first param.
@@ -340,6 +356,12 @@ mod tests {
             assert_eq!(m.id(), i, "{}", m.name);
             assert!(m.since <= m.until, "{}", m.name);
         }
+        let cost = |m: &str| super::cost(m);
+        assert_eq!((cost("aztec_getBlockNumber"), cost("node_getL2Tips"), cost("eth_blockNumber")), (1, 1, 1));
+        assert_eq!((cost("aztec_getPublicDataWitness"), cost("aztec_getPublicStorageAt")), (5, 5), "world state");
+        assert_eq!((cost("aztec_simulatePublicCalls"), cost("aztec_getBlocks")), (10, 10));
+        assert_eq!((cost("aztec_getPublicLogsByTags"), cost("node_getPublicLogs")), (5, 5), "logs");
+        assert_eq!(cost("aztec_getValidatorsStats"), 20);
         let tips = by_bare_name("getL2Tips").unwrap();
         assert!(tips.served_by(4) && !tips.served_by(5) && tips.by_generation);
     }

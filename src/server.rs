@@ -74,16 +74,17 @@ async fn not_post() -> Response {
     r
 }
 
-/// One JSON-RPC HTTP request: limits, body, then [`proxy::handle`].
+/// One JSON-RPC HTTP request: body, limits by weight, then [`proxy::handle`].
+///
+/// The body is read and parsed before the rate limit is applied, so that a refusal can carry
+/// the request's id and a batch can be charged per item ([`proxy::weight`]). One in-flight
+/// permit is taken before reading (it bounds the bodies being read at once; refused, the id is
+/// not known yet and the answer has `id: null`), the rest of the request's weight after parsing.
 async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incoming>) -> Response {
     let request_id = request_id(req.headers());
     let span = tracing::info_span!("rpc", request_id = %request_id, route = route.as_str());
     let resp = async {
         let client = client_ip(&app.config.trusted_proxies, peer.ip(), req.headers());
-        if let Err(e) = app.limiter.check(client).await {
-            app.metrics.rate_limited.inc();
-            return proxy::reject(app, &e);
-        }
         let Ok(_permit) = app.in_flight.try_acquire() else {
             return proxy::reject(app, &ProxyError::Overloaded);
         };
@@ -97,8 +98,19 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
                 return proxy::reject(app, &ProxyError::InvalidRequest("request body not received in time".into()))
             }
         };
+        let parsed = crate::jsonrpc::parse_body(&body);
+        drop(body);
+        let weight = proxy::weight(&parsed);
+        if let Err(e) = app.limiter.check(client, weight).await {
+            app.metrics.rate_limited.inc();
+            return proxy::reject_parsed(app, &parsed, &e);
+        }
+        let _rest = match admit_weight(app, weight) {
+            Ok(permit) => permit,
+            Err(e) => return proxy::reject_parsed(app, &parsed, &e),
+        };
         let started = std::time::Instant::now();
-        let (mut resp, full) = app.answers.scope(proxy::handle(app, route, &body, &request_id)).await;
+        let (mut resp, full) = app.answers.scope(proxy::handle(app, route, parsed, &request_id)).await;
         if full && resp.status.is_server_error() {
             resp = answers_full(app);
         }
@@ -108,6 +120,27 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
     .instrument(span)
     .await;
     into_http(resp, request_id)
+}
+
+/// In-flight permits for the weight of a request beyond the one permit it already holds.
+///
+/// # Errors
+/// [`ProxyError::Overloaded`] when they are not free now; a clear
+/// [`ProxyError::TooManyRequests`] when the request weighs more than `MAX_CONCURRENT_REQUESTS`
+/// (it could never pass).
+fn admit_weight(app: &AppState, weight: u32) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, ProxyError> {
+    let max = app.config.max_concurrent_requests;
+    if weight as usize > max {
+        let reason = format!(
+            "request weighs {weight} (batch items by method cost, see README), more than MAX_CONCURRENT_REQUESTS {max}; \
+             split it"
+        );
+        return Err(ProxyError::TooManyRequests { reason, retry_after_s: 1 });
+    }
+    match weight.checked_sub(1).filter(|&n| n > 0) {
+        None => Ok(None),
+        Some(n) => app.in_flight.try_acquire_many(n).map(Some).map_err(|_| ProxyError::Overloaded),
+    }
 }
 
 /// The 503 of a request that failed because node answers held in memory reached

@@ -23,7 +23,7 @@ use sentinel_proxy::simulator::{ApiVersion, SimNode};
 use sentinel_proxy::state::AppState;
 use sentinel_proxy::{gateway, server};
 use serde_json::json;
-use support::{eventually, get, get_with, node, rpc, TestProxy};
+use support::{eventually, get, get_with, node, post, rpc, TestProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -402,4 +402,117 @@ async fn the_bearer_scheme_is_case_insensitive() {
     for refused in ["bearer nope", "Basic s3cret", "bearers3cret", "s3cret"] {
         assert_eq!(get_with(&url, &[("authorization", refused)]).await.status, 401, "{refused}");
     }
+}
+
+/// POSTs `body` as the client `ip` (the gateway trusts 127.0.0.1's `X-Forwarded-For`).
+async fn post_as(url: &str, ip: &str, body: serde_json::Value) -> support::Reply {
+    support::post_raw(url, body.to_string(), &[("x-forwarded-for", ip)]).await
+}
+
+/// A batch of `n` calls of `method` with ids `0..n`.
+fn batch(method: &str, n: usize) -> serde_json::Value {
+    (0..n).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": method, "params": []})).collect()
+}
+
+const LIMITED: [(&str, &str); 3] =
+    [("RATE_LIMIT_RPS", "1"), ("RATE_LIMIT_BURST", "10"), ("TRUSTED_PROXIES", "127.0.0.1/32")];
+
+/// Issue 10: ten 100-item batches passed a 5 req/s limit. Each item now takes tokens by its
+/// method's cost (tips 1, witnesses 5, ...), and a batch heavier than the whole burst gets a
+/// clear 429 at once instead of waiting for tokens it can never have.
+#[tokio::test]
+async fn a_batch_is_charged_per_item_by_method_cost() {
+    let a = node(ApiVersion::V5).await;
+    let p = TestProxy::start(&[&a], &LIMITED).await;
+
+    let full = post_as(&p.url, "198.51.100.1", batch("aztec_getBlockNumber", 10)).await;
+    assert_eq!(full.status, 200, "10 tips weigh 10: the whole burst");
+    assert_eq!(full.json().as_array().unwrap().len(), 10);
+    let next = post_as(&p.url, "198.51.100.1", batch("aztec_getBlockNumber", 1)).await;
+    assert_eq!(next.status, 429, "the burst is spent: {}", String::from_utf8_lossy(&next.body));
+    assert_eq!(next.json()["error"]["code"], -32005);
+
+    let heavy = post_as(&p.url, "198.51.100.2", batch("aztec_getBlockNumber", 11)).await;
+    assert_eq!(heavy.status, 429);
+    let msg = heavy.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("request weighs 11") && msg.contains("RATE_LIMIT_BURST 10"), "{msg}");
+
+    // Three witnesses (5 each) weigh more than ten tips.
+    let witnesses = post_as(&p.url, "198.51.100.3", batch("aztec_getPublicDataWitness", 3)).await;
+    let msg = witnesses.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("request weighs 15"), "{msg}");
+    let two = post_as(&p.url, "198.51.100.4", batch("aztec_getPublicDataWitness", 2)).await;
+    assert_eq!(two.status, 200, "two witnesses weigh 10");
+    assert_eq!(post_as(&p.url, "198.51.100.4", batch("aztec_getBlockNumber", 1)).await.status, 429);
+}
+
+/// `MAX_CONCURRENT_REQUESTS` counts what is in progress by weight too: with one call held at the
+/// node, a 5-item batch finds 4 of 5 permits and is refused, a 4-item batch is served, and a
+/// batch heavier than the whole limit is told so.
+#[tokio::test]
+async fn max_concurrent_requests_counts_batch_items() {
+    let hostile = HostileNode::start().await;
+    let p = Gateway::start(&[&hostile.url], &[("MAX_CONCURRENT_REQUESTS", "5"), ("ATTEMPT_TIMEOUT_MS", "5000")]).await;
+    let over = post(&p.url, batch("aztec_getBlockNumber", 6)).await;
+    assert_eq!(over.status, 429);
+    let msg = over.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("MAX_CONCURRENT_REQUESTS 5"), "{msg}");
+
+    hostile.size.store(2 << 20, Ordering::SeqCst);
+    hostile.hold.store(true, Ordering::SeqCst);
+    let held = tokio::spawn({
+        let url = p.url.clone();
+        async move { rpc(&url, "aztec_getPendingTxs", json!([1])).await }
+    });
+    let permits = &p.state.in_flight;
+    assert!(eventually(Duration::from_secs(10), || async { permits.available_permits() == 4 }).await);
+    let five = post(&p.url, batch("aztec_getBlockNumber", 5)).await;
+    assert_eq!(five.status, 429, "5 items need 5 permits, 4 are free");
+    assert_eq!(five.json()["error"]["code"], -32005);
+    assert_eq!(post(&p.url, batch("aztec_getBlockNumber", 4)).await.status, 200);
+    hostile.release.send(true).unwrap();
+    assert_eq!(held.await.unwrap().status, 200);
+    assert_eq!(permits.available_permits(), 5, "every permit is given back");
+}
+
+/// Issue 10: one host with a /64 got a full burst per address. IPv6 clients now share one
+/// bucket per `RATE_LIMIT_IPV6_PREFIX` network (default 64).
+#[tokio::test]
+async fn ipv6_clients_share_a_bucket_per_prefix() {
+    let a = node(ApiVersion::V5).await;
+    let p = TestProxy::start(&[&a], &LIMITED).await;
+    let tips = || batch("aztec_getBlockNumber", 5);
+    assert_eq!(post_as(&p.url, "2001:db8::1", tips()).await.status, 200);
+    assert_eq!(post_as(&p.url, "2001:db8::2", tips()).await.status, 200);
+    let third = post_as(&p.url, "2001:db8::ffff:3", tips()).await;
+    assert_eq!(third.status, 429, "the same /64 shares one burst of 10");
+    let msg = third.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("2001:db8::/64"), "{msg}");
+    assert_eq!(post_as(&p.url, "2001:db8:0:1::1", tips()).await.status, 200, "another /64 has its own");
+
+    let per_address = [LIMITED[0], LIMITED[1], LIMITED[2], ("RATE_LIMIT_IPV6_PREFIX", "128")];
+    let q = TestProxy::start(&[&a], &per_address).await;
+    assert_eq!(post_as(&q.url, "2001:db8::1", batch("aztec_getBlockNumber", 10)).await.status, 200);
+    assert_eq!(post_as(&q.url, "2001:db8::2", batch("aztec_getBlockNumber", 10)).await.status, 200, "/128");
+}
+
+/// Issue 10: a 429 said `"id": null`. A single request is refused with its own id; a batch with
+/// one error object and `id: null`, as a node answers a batch it refuses whole.
+#[tokio::test]
+async fn a_refused_request_keeps_its_id() {
+    let a = node(ApiVersion::V5).await;
+    let p = TestProxy::start(&[&a], &LIMITED).await;
+    let client = "198.51.100.9";
+    assert_eq!(post_as(&p.url, client, batch("aztec_getBlockNumber", 10)).await.status, 200);
+    for id in [json!("req-7"), json!(42), json!(null)] {
+        let r = post_as(&p.url, client, json!({"jsonrpc": "2.0", "id": id, "method": "aztec_getBlockNumber"})).await;
+        assert_eq!(r.status, 429);
+        let body = r.json();
+        assert_eq!(body["id"], id, "{body}");
+        assert_eq!(body["error"]["code"], -32005);
+    }
+    let r = post_as(&p.url, client, batch("aztec_getBlockNumber", 2)).await;
+    assert_eq!(r.status, 429);
+    let body = r.json();
+    assert!(body.is_object() && body["id"].is_null() && body["error"]["code"] == -32005, "{body}");
 }

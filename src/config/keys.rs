@@ -270,9 +270,16 @@ pub static KEYS: &[Key] = &[
         show: Some(|c| c.rate_limit_burst.to_string()),
     },
     Key {
+        name: "RATE_LIMIT_IPV6_PREFIX",
+        default: "64",
+        doc: "IPv6 clients share one bucket per network of this prefix length (128 = per address)",
+        parse: |r, c| c.rate_limit_ipv6_prefix = r.int(1, 128) as u8,
+        show: Some(|c| c.rate_limit_ipv6_prefix.to_string()),
+    },
+    Key {
         name: "MAX_CONCURRENT_REQUESTS",
         default: "10000",
-        doc: "requests in progress before the gateway answers 429",
+        doc: "request weight in progress before the gateway answers 429 (a batch weighs the sum of its items' costs)",
         parse: |r, c| c.max_concurrent_requests = r.int(1, 10_000_000) as usize,
         show: Some(|c| c.max_concurrent_requests.to_string()),
     },

@@ -83,6 +83,9 @@ pub struct Config {
     pub rate_limit_rps: u32,
     /// Per-client burst.
     pub rate_limit_burst: u32,
+    /// IPv6 clients are limited per network of this prefix length (one host commonly holds a
+    /// whole /64); IPv4 clients per address.
+    pub rate_limit_ipv6_prefix: u8,
     /// Requests served at once before the gateway answers 429.
     pub max_concurrent_requests: usize,
     /// Open client connections before new ones are shed (closed at once).
@@ -178,6 +181,7 @@ impl Config {
             redis_url: None,
             rate_limit_rps: 0,
             rate_limit_burst: 0,
+            rate_limit_ipv6_prefix: 64,
             max_concurrent_requests: 0,
             max_connections: 0,
             trusted_proxies: Vec::new(),

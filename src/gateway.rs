@@ -1,7 +1,7 @@
 //! Wiring one gateway from a [`Config`]: the shared [`AppState`] (Redis connection, rate
 //! limiter, cache, pool, metrics), the monitor that publishes the pool's snapshots and the HTTP
 //! server, with graceful shutdown (stop accepting, let in-flight requests finish within
-//! `SHUTDOWN_GRACE_MS`).
+//! `SHUTDOWN_GRACE_MS`), and the log subscriber ([`log_subscriber`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -121,4 +121,59 @@ fn serve_on_this_thread(
         let listener = TcpListener::from_std(listener)?;
         server::serve(listener, state, cancel).await
     })
+}
+
+/// The log subscriber for `format`: `filter` decides what is logged, `ansi` colours the pretty
+/// format, `writer` receives the lines. In the pretty format every field value is written with
+/// its control characters escaped ([`log_safe`]), so no value (a method name, a node's error
+/// text) can end a log line and forge the next; the JSON format escapes them by encoding.
+pub fn log_subscriber<W>(
+    format: crate::config::LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    ansi: bool,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).with_writer(writer);
+    match format {
+        crate::config::LogFormat::Json => Box::new(builder.json().flatten_event(true).with_current_span(true).finish()),
+        crate::config::LogFormat::Pretty => Box::new(builder.fmt_fields(EscapedFields).finish()),
+    }
+}
+
+/// The default field formatting with control characters escaped afterwards.
+struct EscapedFields;
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for EscapedFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: tracing_subscriber::fmt::format::Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut text = String::new();
+        tracing_subscriber::fmt::format::DefaultFields::new()
+            .format_fields(tracing_subscriber::fmt::format::Writer::new(&mut text), fields)?;
+        writer.write_str(&log_safe(&text))
+    }
+}
+
+/// `value` with control characters (and the Unicode line and paragraph separators) escaped as
+/// `\n`, `\r`, `\t` or `\u{..}`, so that a client-controlled value cannot break a log line.
+pub fn log_safe(value: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !value.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sentinel_proxy::config::{self, Config, LogFormat, Sources};
+use sentinel_proxy::config::{self, Config, Sources};
 use sentinel_proxy::gateway;
 use sentinel_proxy::simulator::{self, SimConfig};
 use tokio::net::TcpListener;
@@ -85,15 +85,8 @@ fn init_tracing(config: &Config) {
         )
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
-        LogFormat::Pretty => builder.init(),
-    }
+    let subscriber = gateway::log_subscriber(config.log_format, filter, ansi, std::io::stderr);
+    tracing_subscriber::util::SubscriberInitExt::init(subscriber);
 }
 
 fn main() -> anyhow::Result<()> {

@@ -165,12 +165,14 @@ fn log_outcome(resp: &RpcResponse, elapsed: Duration) {
     // No node answered (the gateway rejected the request, or every attempt failed): say so
     // rather than log an empty field.
     let backend = if resp.backends.is_empty() { "none".to_owned() } else { resp.backends.join(",") };
+    // Method names and error texts come from the client: escaped here for every log format.
+    let methods = crate::gateway::log_safe(&resp.methods);
     let ms = (elapsed.as_secs_f64() * 1e5).round() / 100.0;
     if resp.status.is_server_error() {
-        let error = resp.error.as_deref().unwrap_or("");
-        tracing::warn!(methods = %resp.methods, backend, status = resp.status.as_u16(), error, elapsed_ms = ms, "request failed");
+        let error = crate::gateway::log_safe(resp.error.as_deref().unwrap_or(""));
+        tracing::warn!(methods = %methods, backend, status = resp.status.as_u16(), error = %error, elapsed_ms = ms, "request failed");
     } else {
-        tracing::debug!(methods = %resp.methods, backend, status = resp.status.as_u16(), cache = resp.cached, elapsed_ms = ms, "request served");
+        tracing::debug!(methods = %methods, backend, status = resp.status.as_u16(), cache = resp.cached, elapsed_ms = ms, "request served");
     }
 }
 

@@ -60,8 +60,7 @@ fn first_str(params: Option<&RawValue>) -> Option<String> {
 
 /// The node a receipt / tx look-up must go to, if the tx was sent through us.
 pub fn sticky_for(app: &impl AsRef<Sticky>, info: Option<&MethodInfo>, params: Option<&RawValue>) -> Option<usize> {
-    let name = info?.name;
-    if name != "getTxReceipt" && name != "getTxByHash" {
+    if !info?.follows_send {
         return None;
     }
     app.as_ref().0.get(&first_str(params)?.to_ascii_lowercase())

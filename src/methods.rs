@@ -72,6 +72,9 @@ pub struct MethodInfo {
     /// Written in the table as `[n]` after the class; by default 10 for heavy simulations, 5
     /// for world-state reads (witnesses, storage), else 1.
     pub cost: u32,
+    /// A look-up of a transaction by hash, which goes to the node that accepted the tx through
+    /// us until its receipt is mined (read-your-writes: the tx is pending on that node only).
+    pub follows_send: bool,
 }
 
 impl MethodInfo {
@@ -105,6 +108,7 @@ macro_rules! table {
                 keep: table!(@keep $class $($keep)?),
                 world_state: table!(@ws $($flag)*),
                 cost: table!(@cost [$($cost)?] $class $($flag)*),
+                follows_send: table!(@fs $($flag)*),
             },)*
         ];
     };
@@ -118,6 +122,9 @@ macro_rules! table {
     (@ws world_state $($rest:ident)*) => { true };
     (@ws $other:ident $($rest:ident)*) => { table!(@ws $($rest)*) };
     (@ws) => { false };
+    (@fs follows_send $($rest:ident)*) => { true };
+    (@fs $other:ident $($rest:ident)*) => { table!(@fs $($rest)*) };
+    (@fs) => { false };
     (@cost [$cost:literal] $($rest:ident)*) => { $cost };
     (@cost [] Heavy $($flag:ident)*) => { 10 };
     (@cost [] $class:ident $($flag:ident)*) => { if table!(@ws $($flag)*) { 5 } else { 1 } };
@@ -142,9 +149,9 @@ table! {
     "getCheckpoint" => Immutable, 5..=255;
     "getCheckpoints" => Immutable[10], by_generation;
     "getCheckpointsData" => Immutable[10], 5..=255;
-    "getTxReceipt" => Volatile(OnceFinal), by_generation;
+    "getTxReceipt" => Volatile(OnceFinal), by_generation, follows_send;
     "getTxEffect" => ImmutableOnceFound;
-    "getTxByHash" => NodeLocal;
+    "getTxByHash" => NodeLocal, follows_send;
     "getTxsByHash" => NodeLocal;
     "getPendingTxs" => NodeLocal;
     "getPendingTxCount" => NodeLocal;

@@ -125,7 +125,7 @@ fn serve_on_this_thread(
 
 /// The log subscriber for `format`: `filter` decides what is logged, `ansi` colours the pretty
 /// format, `writer` receives the lines. In the pretty format every field value is written with
-/// its control characters escaped ([`log_safe`]), so no value (a method name, a node's error
+/// its control characters escaped ([`server::log_safe`]), so no value (a method name, a node's error
 /// text) can end a log line and forge the next; the JSON format escapes them by encoding.
 pub fn log_subscriber<W>(
     format: crate::config::LogFormat,
@@ -156,24 +156,6 @@ impl<'w> tracing_subscriber::fmt::FormatFields<'w> for EscapedFields {
         let mut text = String::new();
         tracing_subscriber::fmt::format::DefaultFields::new()
             .format_fields(tracing_subscriber::fmt::format::Writer::new(&mut text), fields)?;
-        writer.write_str(&log_safe(&text))
+        writer.write_str(&server::log_safe(&text))
     }
-}
-
-/// `value` with control characters (and the Unicode line and paragraph separators) escaped as
-/// `\n`, `\r`, `\t` or `\u{..}`, so that a client-controlled value cannot break a log line.
-pub fn log_safe(value: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
-    if !value.chars().any(unsafe_char) {
-        return std::borrow::Cow::Borrowed(value);
-    }
-    let mut out = String::with_capacity(value.len() + 8);
-    for c in value.chars() {
-        if unsafe_char(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
 }

@@ -166,14 +166,32 @@ fn log_outcome(resp: &RpcResponse, elapsed: Duration) {
     // rather than log an empty field.
     let backend = if resp.backends.is_empty() { "none".to_owned() } else { resp.backends.join(",") };
     // Method names and error texts come from the client: escaped here for every log format.
-    let methods = crate::gateway::log_safe(&resp.methods);
+    let methods = log_safe(&resp.methods);
     let ms = (elapsed.as_secs_f64() * 1e5).round() / 100.0;
     if resp.status.is_server_error() {
-        let error = crate::gateway::log_safe(resp.error.as_deref().unwrap_or(""));
+        let error = log_safe(resp.error.as_deref().unwrap_or(""));
         tracing::warn!(methods = %methods, backend, status = resp.status.as_u16(), error = %error, elapsed_ms = ms, "request failed");
     } else {
         tracing::debug!(methods = %methods, backend, status = resp.status.as_u16(), cache = resp.cached, elapsed_ms = ms, "request served");
     }
+}
+
+/// `value` with control characters (and the Unicode line and paragraph separators) escaped as
+/// `\n`, `\r`, `\t` or `\u{..}`, so that a client-controlled value cannot break a log line.
+pub fn log_safe(value: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !value.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, ProxyError> {

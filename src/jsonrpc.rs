@@ -227,7 +227,7 @@ fn raw_arc(text: String) -> std::sync::Arc<RawValue> {
 struct RawAnswer<'a> {
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     result: Option<&'a RawValue>,
     #[serde(borrow, default)]
     error: Option<&'a RawValue>,
@@ -245,6 +245,25 @@ pub struct Answer {
     pub id: Option<String>,
     /// What the node said.
     pub outcome: Outcome,
+    /// The answer had neither a `result` key nor an error: an `undefined` result from a node
+    /// of package version 5.1 or older, not a JSON-RPC answer from a newer one (see
+    /// [`result_always_sent`]).
+    pub bare: bool,
+}
+
+/// Whether a node always sends `"result"` (`null` for nothing) — API major version 6 or newer,
+/// or package version 5.2 or newer — so that an answer without it is not JSON-RPC (a failure
+/// to fail over from), while older nodes omit it for `undefined` (docs/aztec-api.md#envelope).
+/// `package_version` is the node's `x-aztec-packageVersion` (`5.2.0`, `v5.1.3-rc.1`).
+pub fn result_always_sent(api_major: u8, package_version: Option<&str>) -> bool {
+    let numbers = package_version.map(|v| {
+        let mut parts = v.trim().trim_start_matches('v').split(['.', '-']).map(|p| p.parse::<u32>().ok());
+        (parts.next().flatten(), parts.next().flatten())
+    });
+    match numbers {
+        Some((Some(major), minor)) => major >= 6 || (major == 5 && minor.is_some_and(|m| m >= 2)),
+        _ => api_major >= 6,
+    }
 }
 
 /// Decodes a node body: one answer object, or an array of them. `None` when the body is not
@@ -266,10 +285,11 @@ fn to_answer(a: RawAnswer<'_>) -> Option<Answer> {
             let code = serde_json::from_str::<ErrorCode>(e.get()).ok()?.code;
             Outcome::Error { code, raw: std::sync::Arc::from(e.to_owned()) }
         }
-        (Some(r), _) => Outcome::Result(Some(std::sync::Arc::from(r.to_owned()))),
-        (None, _) => Outcome::Result(None),
+        (Some(r), _) if r.get() != "null" => Outcome::Result(Some(std::sync::Arc::from(r.to_owned()))),
+        _ => Outcome::Result(None),
     };
-    Some(Answer { id: a.id.map(|i| i.get().to_owned()), outcome })
+    let bare = a.result.is_none() && matches!(outcome, Outcome::Result(_));
+    Some(Answer { id: a.id.map(|i| i.get().to_owned()), outcome, bare })
 }
 
 /// Appends one answer object for the client, with the client's id (no `id` key when the client
@@ -349,6 +369,25 @@ mod tests {
         assert!(items.iter().all(|i| matches!(i, Item::Invalid { .. })));
     }
 
+    #[test]
+    fn newer_nodes_always_send_a_result() {
+        let table: &[(u8, Option<&str>, bool)] = &[
+            (5, Some("5.1.3"), false),
+            (5, Some("v5.1.0-rc.2"), false),
+            (5, Some("5.2.0"), true),
+            (5, Some("v5.10.1"), true),
+            (6, Some("6.0.0"), true),
+            (4, Some("4.9.0"), false),
+            (6, None, true),
+            (5, None, false),
+            (0, None, false),
+            (6, Some("nightly"), true),
+        ];
+        for (api, version, want) in table {
+            assert_eq!(result_always_sent(*api, *version), *want, "{api} {version:?}");
+        }
+    }
+
     /// The reason and the echoed id of an invalid single request.
     fn invalid(body: &str) -> (String, Option<String>) {
         match parse_body(body.as_bytes()) {
@@ -389,6 +428,11 @@ mod tests {
         assert!(matches!(a[1].outcome, Outcome::Error { code: -32601, .. }));
         assert_eq!(a[2].outcome.result_text(), Some("null"));
         assert!(decode_answers(b"<html>").is_none());
+        let bare: Vec<bool> = a.iter().map(|a| a.bare).collect();
+        assert_eq!(bare, [false, false, true], "only the answer without result nor error is bare");
+        let null = decode_answers(br#"{"id":0,"result":null}"#).unwrap();
+        assert!(!null[0].bare && null[0].outcome.result_text() == Some("null"));
+        assert!(decode_answers(br#"{"id":0,"error":null}"#).unwrap()[0].bare);
         let mut out = Vec::new();
         let id = RawValue::from_string("\"abc\"".into()).unwrap();
         encode_answer(&mut out, Some(&id), &a[0].outcome);

@@ -42,7 +42,17 @@ pub fn encode_for(backend: &Backend, calls: &[Outbound]) -> Bytes {
 /// usable id). A lone error object answering a batch (e.g. the node's own batch limit) applies
 /// to every call. `None` when some call got no answer.
 pub fn match_answers(body: &[u8], n: usize) -> Option<Vec<Outcome>> {
+    match_answers_from(body, n, false)
+}
+
+/// [`match_answers`] for a node that always sends `"result"` when `strict`: there an answer
+/// with neither `result` nor `error` is not JSON-RPC (`None`), while older nodes omit `result`
+/// for an `undefined` answer ([`jsonrpc::result_always_sent`]).
+pub fn match_answers_from(body: &[u8], n: usize, strict: bool) -> Option<Vec<Outcome>> {
     let answers = jsonrpc::decode_answers(body)?;
+    if strict && answers.iter().any(|a| a.bare) {
+        return None;
+    }
     if answers.len() == 1 && n > 1 {
         if let Outcome::Error { .. } = answers[0].outcome {
             return Some(vec![answers[0].outcome.clone(); n]);
@@ -78,7 +88,11 @@ pub async fn exchange(
         Some(limit) => forward::send_limited(client, backend, body, request_id, timeout, limit).await?,
         None => forward::send(client, backend, body, request_id, timeout).await?,
     };
-    let outcomes = match_answers(&reply.body, n).ok_or(ForwardError::NotJsonRpc)?;
+    let version =
+        reply.aztec_headers.iter().find(|(k, _)| k == "x-aztec-packageversion").and_then(|(_, v)| v.to_str().ok());
+    let strict = jsonrpc::result_always_sent(backend.api_major(), version);
+    // A bare answer from a node that always sends `result` is a failure to fail over from.
+    let outcomes = match_answers_from(&reply.body, n, strict).ok_or(ForwardError::NotJsonRpc)?;
     Ok((reply, outcomes))
 }
 
@@ -117,6 +131,9 @@ mod tests {
             (r#"{"id":0}"#, 1, Some(vec!["null"])),
             (r#"not json"#, 1, None),
         ];
+        assert_eq!(match_answers_from(br#"{"id":0}"#, 1, true).map(|o| codes(&o)), None, "bare from a 5.2+ node");
+        let null = match_answers_from(br#"{"id":0,"result":null}"#, 1, true).map(|o| codes(&o));
+        assert_eq!(null, Some(vec!["null".to_owned()]), "an explicit null is an answer");
         for (body, n, want) in table {
             let got = match_answers(body.as_bytes(), *n).map(|o| codes(&o));
             let want = want.as_ref().map(|w| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());

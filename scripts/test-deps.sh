@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real services the test suite uses (redis-server, chromium) when missing, and the
 # official Aztec node client the conformance tests run (npm packages pinned in
-# tests/conformance/package-lock.json; needs node and npm).
+# conformance/package-lock.json; needs node and npm).
 # Called by `make test`; a no-op when everything is already installed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
-conformance="$root/tests/conformance"
+conformance="$root/conformance"
 if [ ! -d "$conformance/node_modules/@aztec/stdlib" ]; then
-  command -v npm >/dev/null 2>&1 || { echo "tests need node and npm (Node.js >= 20) for tests/conformance" >&2; exit 1; }
-  echo "installing the official Aztec node client for tests/conformance (npm ci)"
+  command -v npm >/dev/null 2>&1 || { echo "tests need node and npm (Node.js >= 20) for conformance/" >&2; exit 1; }
+  echo "installing the official Aztec node client for conformance/ (npm ci)"
   (cd "$conformance" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 

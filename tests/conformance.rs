@@ -1,10 +1,10 @@
-//! Conformance with the official Aztec node client: `tests/conformance/client.mjs` runs
+//! Conformance with the official Aztec node client: `conformance/client.mjs` runs
 //! `createAztecNodeClient` from `@aztec/stdlib` 4.1.2 (v4 API, `node_*` names, the node's own
 //! zod schemas) against a simulated node or the gateway, calls every read method the simulator
 //! serves (alone, then all together as one JSON-RPC batch) and prints a JSON report, which these
 //! tests check.
 //!
-//! Needs Node.js (>= 20) and `tests/conformance/node_modules`, which `make test` installs
+//! Needs Node.js (>= 20) and `conformance/node_modules`, which `make test` installs
 //! through `scripts/test-deps.sh` (`npm ci`). Without them the tests fail, never skip.
 
 mod support;
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use support::TestProxy;
 
 /// The probe, relative to the crate root.
-const SCRIPT: &str = "tests/conformance/client.mjs";
+const SCRIPT: &str = "conformance/client.mjs";
 
 /// How long one probe run may take (it normally takes one to two seconds).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -115,10 +115,10 @@ fn root() -> PathBuf {
 /// Runs the probe against `url` and parses its report; panics (with a hint) when Node.js or
 /// the npm packages are missing or the probe breaks.
 async fn probe(url: &str) -> Report {
-    let modules = root().join("tests/conformance/node_modules/@aztec/stdlib");
+    let modules = root().join("conformance/node_modules/@aztec/stdlib");
     assert!(
         Path::new(&modules).is_dir(),
-        "{} is missing: run ./scripts/test-deps.sh (make test does; it runs `npm ci` in tests/conformance)",
+        "{} is missing: run ./scripts/test-deps.sh (make test does; it runs `npm ci` in conformance/)",
         modules.display()
     );
     let child = tokio::process::Command::new("node")

@@ -2,7 +2,7 @@
 // `createAztecNodeClient`, v4 API, `node_*` names) against a URL and reports, per read call,
 // whether the answer passed the client's own zod validation.
 //
-// Usage: node tests/conformance/client.mjs <url>
+// Usage: node conformance/client.mjs <url>
 //
 // Every read method of `AztecNodeApiSchema` that the simulated node serves is called twice:
 // once alone ("single": one call per HTTP request, awaited in turn) and once together with all

@@ -37,12 +37,20 @@ pub struct Outbound {
     pub method: String,
     /// Raw params.
     pub params: Option<Arc<RawValue>>,
+    /// The method's table row, looked up once (routing asks for it per candidate node).
+    info: Option<&'static MethodInfo>,
 }
 
 impl Outbound {
+    /// A call of `method` with `params`.
+    pub fn new(method: String, params: Option<Arc<RawValue>>) -> Outbound {
+        let info = methods::lookup(&method);
+        Outbound { method, params, info }
+    }
+
     /// The table row of the client's method.
     pub fn info(&self) -> Option<&'static MethodInfo> {
-        methods::lookup(&self.method)
+        self.info
     }
 }
 

@@ -192,16 +192,15 @@ fn admit(app: &AppState, item: Item, slots: &mut Vec<Slot>) -> Option<Pending> {
         return None;
     }
     slots.push(blank(call.id, call.method.clone(), None));
-    let info = methods::lookup(&call.method);
-    let params: Option<Arc<RawValue>> = call.params.map(Arc::from);
+    let call = Outbound::new(call.method, call.params.map(Arc::from));
+    let (info, params) = (call.info(), call.params.as_deref());
     let needs = Needs {
-        sticky: affinity::sticky_for(app, info, params.as_deref()),
-        block: affinity::historic_block(info, params.as_deref()),
+        sticky: affinity::sticky_for(app, info, params),
+        block: affinity::historic_block(info, params),
         exclude: Vec::new(),
     };
     let write = info.is_none_or(|m| !m.is_read());
-    let key = info.map(|i| cache::key(&call.method, i, params.as_deref()));
-    let call = Outbound { method: call.method, params };
+    let key = info.map(|i| cache::key(&call.method, i, params));
     Some(Pending { slot, call, info, needs, write, rule: Rule::Never, key, leader: None })
 }
 

@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn only_nodes_that_serve_the_calls_and_the_callers_generation_first() {
         let s = snapshot(2, |i, v| v.backend.set_package_version(Some(if i == 0 { "4.1.2" } else { "v6.0.0" })));
-        let calls = |m: &str| vec![Outbound { method: m.into(), params: None }];
+        let calls = |m: &str| vec![Outbound::new(m.into(), None)];
         let to = |m: &str| pick(&s, Route::Any, &Needs::default(), &calls(m)).map(|p| p.index);
         for _ in 0..20 {
             assert_eq!(to("aztec_getL1Constants"), Some(1), "v5+ only");

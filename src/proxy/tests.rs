@@ -5,7 +5,7 @@ use super::*;
 fn pending(method: &str, write: bool, sticky: Option<usize>, block: Option<u64>) -> Pending {
     Pending {
         slot: 0,
-        call: Outbound { method: method.into(), params: None },
+        call: Outbound::new(method.into(), None),
         info: methods::lookup(method),
         needs: Needs { sticky, block, exclude: Vec::new() },
         write,

@@ -27,6 +27,11 @@ impl Sticky {
     pub fn new() -> Sticky {
         Sticky(moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(1800)).build())
     }
+
+    /// Forgets every pin (a reload moved backends: pins name positions in the list).
+    pub fn clear(&self) {
+        self.0.invalidate_all();
+    }
 }
 
 impl Default for Sticky {

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -17,13 +18,13 @@ use crate::coalesce::Coalescer;
 use crate::config::Config;
 use crate::dispatch::HedgeBudget;
 use crate::forward::AnswerBudget;
-use crate::methods::Policy;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::ratelimit::RateLimiter;
+use crate::reload::{self, Reloader};
 use crate::server;
 use crate::shared::Shared;
-use crate::state::{AppState, Inner};
+use crate::state::{AppState, Inner, Settings};
 use crate::upstream::Pool;
 use crate::validators::ValidatorWatch;
 
@@ -42,7 +43,6 @@ pub fn build(config: Config) -> (AppState, Monitor) {
 fn state(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>) -> AppState {
     let redis = config.redis_url.as_ref().map(|url| Shared::connect(url.as_str(), Arc::clone(&metrics)));
     AppState::new(Inner {
-        policy: Policy::new(&config.allow_methods, &config.deny_methods),
         sticky: Sticky::new(),
         in_flight: Arc::new(Semaphore::new(config.max_concurrent_requests)),
         limiter: RateLimiter::new(&config, redis.clone(), Arc::clone(&metrics)),
@@ -54,7 +54,7 @@ fn state(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>) -> AppStat
         validators: Arc::new(ValidatorWatch::new(&config.watch_validators)),
         metrics,
         pool,
-        config,
+        settings: ArcSwap::from_pointee(Settings::new(config, 1)),
     })
 }
 
@@ -72,9 +72,29 @@ fn state(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>) -> AppStat
 /// # Errors
 /// Listener I/O errors.
 pub async fn run(config: Config, listener: TcpListener, cancel: CancellationToken) -> std::io::Result<()> {
+    run_reloadable(config, listener, cancel, None).await
+}
+
+/// [`run`], and with a `reload` source, configuration reloads on SIGHUP and `--config` file
+/// changes ([`Reloader::run`]).
+///
+/// # Errors
+/// Listener I/O errors.
+pub async fn run_reloadable(
+    config: Config,
+    listener: TcpListener,
+    cancel: CancellationToken,
+    reload: Option<reload::Source>,
+) -> std::io::Result<()> {
     let grace = config.shutdown_grace;
     let workers = config.worker_threads;
-    let (state, monitor) = build(config);
+    let (state, mut monitor) = build(config);
+    if let Some(source) = reload {
+        let reloader;
+        (reloader, monitor) = Reloader::attach(state.clone(), monitor, source);
+        let task = Arc::new(reloader).run(reload::FILE_POLL, cancel.clone());
+        tokio::spawn(task.instrument(tracing::info_span!("reload")));
+    }
     let monitor_task = tokio::spawn(monitor.run(cancel.clone()).instrument(tracing::info_span!("monitor")));
     let std_listener = listener.into_std()?;
     let mut done = Vec::with_capacity(workers);
@@ -136,12 +156,43 @@ pub fn log_subscriber<W>(
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
+    reloadable_log_subscriber(format, filter, ansi, writer).0
+}
+
+/// Replaces the filter of a [`reloadable_log_subscriber`].
+pub type SetLogFilter = Box<dyn Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// [`log_subscriber`], and a function that replaces its filter while it runs (a reload of
+/// `LOG_LEVEL`).
+pub fn reloadable_log_subscriber<W>(
+    format: crate::config::LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    ansi: bool,
+    writer: W,
+) -> (Box<dyn tracing::Subscriber + Send + Sync>, SetLogFilter)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let builder =
         tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).with_writer(writer);
     match format {
-        crate::config::LogFormat::Json => Box::new(builder.json().flatten_event(true).with_current_span(true).finish()),
-        crate::config::LogFormat::Pretty => Box::new(builder.fmt_fields(EscapedFields).finish()),
+        crate::config::LogFormat::Json => {
+            let b = builder.json().flatten_event(true).with_current_span(true).with_filter_reloading();
+            let handle = b.reload_handle();
+            (Box::new(b.finish()), Box::new(move |f| handle.reload(f).map_err(|e| e.to_string())))
+        }
+        crate::config::LogFormat::Pretty => {
+            let b = builder.fmt_fields(EscapedFields).with_filter_reloading();
+            let handle = b.reload_handle();
+            (Box::new(b.finish()), Box::new(move |f| handle.reload(f).map_err(|e| e.to_string())))
+        }
     }
+}
+
+/// The filter for `LOG_LEVEL`: every line at `level`, except that other crates' `info` lines
+/// (noise) are left out at the default level.
+pub fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::new(format!("sentinel_proxy={0},{0}", level).replace(",info", ",warn"))
 }
 
 /// The default field formatting with control characters escaped afterwards.

@@ -19,6 +19,7 @@
 //!   tier 2, rate limits); [`ratelimit`], [`metrics`]: limits and counters.
 //! - [`state`]: [`state::AppState`], the shared state every request and operator surface reads.
 //! - [`proxy`]: the request path; [`status`]: operator insight.
+//! - [`reload`]: configuration reload without a restart (SIGHUP, `--config` file changes).
 //! - [`server`]: HTTP surfaces; [`gateway`]: wiring (state, monitor, workers) and shutdown;
 //!   [`simulator`]: the simulated Aztec node.
 
@@ -41,6 +42,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod proxy;
 pub mod ratelimit;
+pub mod reload;
 pub mod selection;
 pub mod server;
 pub mod shared;

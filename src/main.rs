@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sentinel_proxy::config::{self, Config, Sources};
 use sentinel_proxy::gateway;
+use sentinel_proxy::reload::{SetLogLevel, Source};
 use sentinel_proxy::simulator::{self, SimConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -69,24 +70,41 @@ enum Command {
 
 fn load_sources(cli: &Cli) -> anyhow::Result<Sources> {
     let _ = dotenvy::dotenv();
+    read_sources(cli.config.as_deref(), &[])
+}
+
+/// The `--config` file and the environment (which wins), then `overrides` (demo mode).
+fn read_sources(file: Option<&std::path::Path>, overrides: &[(String, String)]) -> anyhow::Result<Sources> {
     let mut src = Sources::default();
-    if let Some(path) = &cli.config {
+    if let Some(path) = file {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
         src.add_toml(&text);
     }
     src.add_env(std::env::vars());
+    for (k, v) in overrides {
+        src.set(k, v.clone());
+    }
     Ok(src)
 }
 
-fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            format!("sentinel_proxy={0},{0}", config.log_level).replace(",info", ",warn"),
-        )
-    });
+/// Where a reload reads the configuration again: the same file and environment (`.env` was
+/// loaded into it at start), the same demo overrides.
+fn reload_source(cli: &Cli, overrides: Vec<(String, String)>, demo: bool, log_level: Option<SetLogLevel>) -> Source {
+    let file = cli.config.clone();
+    let path = file.clone();
+    let load = move || read_sources(path.as_deref(), &overrides).map_err(|e| format!("{e:#}"));
+    Source { load: Box::new(load), demo, file, log_level }
+}
+
+/// Installs the log subscriber; returns how to change its level, unless `RUST_LOG` decides it.
+fn init_tracing(config: &Config) -> Option<SetLogLevel> {
+    let from_env = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").ok();
+    let filter = from_env.clone().unwrap_or_else(|| gateway::log_filter(&config.log_level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let subscriber = gateway::log_subscriber(config.log_format, filter, ansi, std::io::stderr);
+    let (subscriber, set) = gateway::reloadable_log_subscriber(config.log_format, filter, ansi, std::io::stderr);
     tracing_subscriber::util::SubscriberInitExt::init(subscriber);
+    let set: SetLogLevel = Box::new(move |level| set(gateway::log_filter(level)));
+    from_env.is_none().then_some(set)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,14 +158,14 @@ async fn serve(cli: &Cli, src: &Sources) -> anyhow::Result<()> {
     let Some(config) = validated(cli, src, false)? else {
         return Ok(());
     };
-    init_tracing(&config);
+    let log_level = init_tracing(&config);
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!("binding {} (set PROXY_PORT or PROXY_LISTEN to use another address)", config.listen)
     })?;
     tracing::info!(listen = %listener.local_addr()?, backends = config.backends.len(), "sentinel-proxy serving");
     let cancel = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(cancel.clone()));
-    gateway::run(config, listener, cancel).await?;
+    gateway::run_reloadable(config, listener, cancel, Some(reload_source(cli, Vec::new(), false, log_level))).await?;
     Ok(())
 }
 
@@ -162,7 +180,7 @@ async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
         let c = cancel.clone();
         tokio::spawn(async move { simulator::serve(listener, sim, c).await });
     }
-    src.set("SENTINEL_BACKENDS", backends.join(","));
+    let mut overrides = vec![("SENTINEL_BACKENDS".to_owned(), backends.join(","))];
     // The demo watches a few of its validators (one of them offline) unless told otherwise.
     let watch = simulator::demo_watch_validators().join(",");
     for (key, value) in [
@@ -171,13 +189,16 @@ async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
         ("WATCH_VALIDATORS", watch.as_str()),
     ] {
         if std::env::var(key).is_err() {
-            src.set(key, value);
+            overrides.push((key.to_owned(), value.to_owned()));
         }
+    }
+    for (k, v) in &overrides {
+        src.set(k, v.clone());
     }
     let Some(config) = validated(cli, &src, true)? else {
         return Ok(());
     };
-    init_tracing(&config);
+    let log_level = init_tracing(&config);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {} (set PROXY_PORT to use another port)", config.listen))?;
@@ -196,7 +217,8 @@ async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
         addr.port()
     );
     tokio::spawn(shutdown_on_signal(cancel.clone()));
-    gateway::run(config, listener, cancel).await?;
+    let reload = reload_source(cli, overrides, true, log_level);
+    gateway::run_reloadable(config, listener, cancel, Some(reload)).await?;
     Ok(())
 }
 

@@ -100,6 +100,8 @@ pub struct Metrics {
     pub accept_errors: Counter,
     /// Bytes of node answers held in memory now (bounded by `MAX_BUFFERED_BYTES`).
     pub buffered_answer_bytes: Gauge,
+    /// Configuration reloads by result (`ok`, `invalid`, `error`).
+    pub config_reloads: Family<ResultLabel, Counter>,
     /// Request items served (for `/health` totals; not registered, `requests` carries labels).
     pub served: Counter,
     /// Request items answered with a gateway error (for `/health` totals).
@@ -153,6 +155,7 @@ impl Metrics {
             connections_shed: Counter::default(),
             accept_errors: Counter::default(),
             buffered_answer_bytes: Gauge::default(),
+            config_reloads: Family::default(),
             served: Counter::default(),
             failed: Counter::default(),
             registry: Registry::default(),
@@ -170,6 +173,9 @@ impl Metrics {
         for tier in [Tier::Memory, Tier::Redis] {
             let _ = m.cache_hits.get_or_create(&TierLabel { tier });
             let _ = m.cache_misses.get_or_create(&TierLabel { tier });
+        }
+        for result in ["ok", "invalid", "error"] {
+            let _ = m.config_reloads.get_or_create(&ResultLabel { result });
         }
         Metrics { registry, ..m }
     }
@@ -206,6 +212,7 @@ impl Metrics {
             "Connections closed at once because MAX_CONNECTIONS were open",
             self.connections_shed.clone(),
         );
+        r.register("config_reloads", "Configuration reloads by result", self.config_reloads.clone());
         r.register("accept_errors", "Failed accepts (e.g. out of file descriptors)", self.accept_errors.clone());
         r.register(
             "buffered_answer_bytes",

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use tokio::time::{interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -22,6 +21,7 @@ use crate::integrity::{self, Analysis, IntegrityParams, IntegrityStatus};
 use crate::upstream::{BackendView, Health, Integrity, Namespace, Pool, Snapshot, Unroutable};
 use crate::validators::ValidatorWatch;
 use crate::wire;
+pub use reconfigure::Reconfigure;
 
 /// The monitor task's private state (only it touches this).
 #[derive(Debug)]
@@ -41,6 +41,8 @@ pub struct Monitor {
     detected: bool,
     /// Where the validator watch report is published after each integrity pass.
     validators: Arc<ValidatorWatch>,
+    /// New configurations from `reload` ([`Monitor::with_reloads`]).
+    reloads: Option<tokio::sync::mpsc::Receiver<Reconfigure>>,
 }
 
 impl Monitor {
@@ -58,6 +60,7 @@ impl Monitor {
             params,
             detected: false,
             validators: Arc::default(),
+            reloads: None,
         }
     }
 
@@ -70,10 +73,8 @@ impl Monitor {
 
     /// Runs both loops until `cancel`. The first probe and analysis happen at once.
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut health_tick = interval(self.config.health_interval);
-        let mut integrity_tick = interval(self.config.integrity_interval);
-        health_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        integrity_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut health_tick = reconfigure::ticker(self.config.health_interval);
+        let mut integrity_tick = reconfigure::ticker(self.config.integrity_interval);
         health_tick.tick().await;
         self.run_once().await;
         loop {
@@ -81,6 +82,7 @@ impl Monitor {
                 () = cancel.cancelled() => return,
                 _ = health_tick.tick() => self.run_once().await,
                 _ = integrity_tick.tick() => self.check_integrity().await,
+                r = reconfigure::next(&mut self.reloads) => self.apply(r, &mut health_tick, &mut integrity_tick),
             }
         }
     }
@@ -442,5 +444,6 @@ fn log_verdict_change(prev: &BackendView, next: &Integrity) {
     }
 }
 
+mod reconfigure;
 #[cfg(test)]
 mod tests;

@@ -105,11 +105,11 @@ struct Group {
 
 /// Serves one JSON-RPC body arriving on `route`, already parsed ([`jsonrpc::parse_body`]).
 pub async fn handle(app: &AppState, route: Route, body: Result<Body, BodyError>, request_id: &str) -> RpcResponse {
-    let ctx = Ctx { route, deadline: Instant::now() + app.config.request_timeout, request_id };
+    let ctx = Ctx { route, deadline: Instant::now() + app.config().request_timeout, request_id };
     let (items, batch) = match body {
         Ok(Body::Single(i)) => (vec![i], false),
-        Ok(Body::Batch(v)) if v.len() > app.config.max_batch => {
-            let msg = format!("Batch request exceeds maximum allowed size of {}", app.config.max_batch);
+        Ok(Body::Batch(v)) if v.len() > app.config().max_batch => {
+            let msg = format!("Batch request exceeds maximum allowed size of {}", app.config().max_batch);
             return reject(app, &ProxyError::InvalidRequest(msg));
         }
         Ok(Body::Batch(v)) => (v, true),
@@ -130,7 +130,7 @@ pub async fn handle(app: &AppState, route: Route, body: Result<Body, BodyError>,
     for mut p in pending {
         p.rule = p
             .info
-            .map_or(Rule::Never, |i| cache::policy(i, p.call.params.as_deref(), finalized, app.config.cache_volatile));
+            .map_or(Rule::Never, |i| cache::policy(i, p.call.params.as_deref(), finalized, app.config().cache_volatile));
         if let Some(hit) = lookup(app, &mut p).await {
             resp.headers.extend(hit.headers.iter().cloned());
             fill(
@@ -186,7 +186,7 @@ fn admit(app: &AppState, item: Item, slots: &mut Vec<Slot>) -> Option<Pending> {
         }
         Item::Call(c) => c,
     };
-    if !app.policy.allows(&call.method) {
+    if !app.config().policy.allows(&call.method) {
         let err = Err(ProxyError::MethodNotFound(call.method.clone()));
         slots.push(blank(call.id, call.method, Some(err)));
         return None;
@@ -298,7 +298,7 @@ async fn join_leader(
             let r = app.dispatcher().dispatch(ctx, &calls, p.needs.clone(), false).await;
             (p, r)
         }
-        None => (p, Err(ProxyError::Deadline(app.config.request_timeout.as_millis()))),
+        None => (p, Err(ProxyError::Deadline(app.config().request_timeout.as_millis()))),
     }
 }
 

@@ -84,13 +84,13 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
     let request_id = request_id(req.headers());
     let span = tracing::info_span!("rpc", request_id = %request_id, route = route.as_str());
     let resp = async {
-        let client = client_ip(&app.config.trusted_proxies, peer.ip(), req.headers());
+        let client = client_ip(&app.config().trusted_proxies, peer.ip(), req.headers());
         let Ok(_permit) = app.in_flight.try_acquire() else {
             return proxy::reject(app, &ProxyError::Overloaded);
         };
         // A client that trickles its body cannot hold a worker forever. (`timeout` polls the
         // read first, so a body that came with the head never registers the timer.)
-        let read = tokio::time::timeout(app.config.request_timeout, read_body(req, app.config.max_body_bytes));
+        let read = tokio::time::timeout(app.config().request_timeout, read_body(req, app.config().max_body_bytes));
         let body = match read.await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return proxy::reject(app, &e),
@@ -129,7 +129,7 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
 /// [`ProxyError::TooManyRequests`] when the request weighs more than `MAX_CONCURRENT_REQUESTS`
 /// (it could never pass).
 fn admit_weight(app: &AppState, weight: u32) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, ProxyError> {
-    let max = app.config.max_concurrent_requests;
+    let max = app.config().max_concurrent_requests;
     if weight as usize > max {
         let reason = format!(
             "request weighs {weight} (batch items by method cost, see README), more than MAX_CONCURRENT_REQUESTS {max}; \

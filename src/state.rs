@@ -4,12 +4,16 @@
 //! state from a layer above it.
 //!
 //! `gateway::build` assembles it (Redis connection, limiter, cache); nothing here does I/O.
-//! Every part is shared behind one `Arc` and is either immutable after start-up (`config`,
-//! `policy`) or synchronises itself (atomics, `moka`, the pool's `ArcSwap`).
+//! Every part is shared behind one `Arc` and synchronises itself (atomics, `moka`, the pool's
+//! `ArcSwap`). The configuration and what is derived from it (the method policy) are one
+//! [`Settings`] behind one `ArcSwap`, replaced whole by a reload (`reload`); a request reads it
+//! through [`AppState::config`].
 
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
+
+use arc_swap::{ArcSwap, Guard};
 
 use tokio::sync::Semaphore;
 
@@ -32,12 +36,10 @@ pub struct AppState(Arc<Inner>);
 /// What [`AppState`] holds.
 #[derive(Debug)]
 pub struct Inner {
-    /// Validated configuration.
-    pub config: Arc<Config>,
+    /// The configuration in effect and what derives from it (replaced whole by `reload`).
+    pub settings: ArcSwap<Settings>,
     /// Backend pool (read per request, published by the monitor).
     pub pool: Arc<Pool>,
-    /// Method allow / deny policy.
-    pub policy: Policy,
     /// Metrics registry and handles.
     pub metrics: Arc<Metrics>,
     /// Read-your-writes pins (owned and maintained by `affinity`).
@@ -60,6 +62,35 @@ pub struct Inner {
     pub validators: Arc<ValidatorWatch>,
 }
 
+/// One generation of the configuration: the validated [`Config`] (fields readable through
+/// `Deref`), the method policy built from it, and when it was loaded.
+#[derive(Debug)]
+pub struct Settings {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Method allow / deny policy.
+    pub policy: Policy,
+    /// 1 at start-up, one more for every configuration a reload applied.
+    pub generation: u64,
+    /// Unix seconds when this generation was loaded.
+    pub loaded_at: u64,
+}
+
+impl Settings {
+    /// The settings of `config`, generation `generation`, loaded now.
+    pub fn new(config: Arc<Config>, generation: u64) -> Settings {
+        let policy = Policy::new(&config.allow_methods, &config.deny_methods);
+        Settings { config, policy, generation, loaded_at: crate::clock::unix_secs() }
+    }
+}
+
+impl Deref for Settings {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.config
+    }
+}
+
 impl Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
@@ -79,15 +110,23 @@ impl AppState {
         AppState(Arc::new(inner))
     }
 
+    /// The settings in effect now (configuration and method policy): one consistent
+    /// generation, cheap to take (no reference count touched); do not hold it across an
+    /// `.await`.
+    pub fn config(&self) -> Guard<Arc<Settings>> {
+        self.settings.load()
+    }
+
     /// The failover dispatcher over this state.
     pub fn dispatcher(&self) -> Dispatcher<'_> {
+        let config = self.config();
         Dispatcher {
             pool: &self.pool,
             client: forward::local_client(),
             metrics: &self.metrics,
-            max_retries: self.config.max_retries,
-            attempt_timeout: self.config.attempt_timeout,
-            request_timeout: self.config.request_timeout,
+            max_retries: config.max_retries,
+            attempt_timeout: config.attempt_timeout,
+            request_timeout: config.request_timeout,
             budget: &self.hedge_budget,
         }
     }

@@ -25,10 +25,21 @@ pub struct HealthDoc {
     pub now_ms: u64,
     /// Corroborated best tip.
     pub best_tip: Option<u64>,
+    /// The configuration in effect.
+    pub config: ConfigDoc,
     /// Request totals.
     pub totals: Totals,
     /// Every backend.
     pub backends: Vec<BackendDoc>,
+}
+
+/// The configuration in effect (`reload`).
+#[derive(Debug, Serialize)]
+pub struct ConfigDoc {
+    /// 1 at start-up, one more for every reload that changed something.
+    pub generation: u64,
+    /// Unix seconds when it was loaded.
+    pub loaded_at: u64,
 }
 
 /// Request totals.
@@ -171,6 +182,10 @@ pub fn health_doc(app: &AppState) -> HealthDoc {
         uptime_s: app.started.elapsed().as_secs(),
         now_ms: crate::clock::unix_ms(),
         best_tip: snap.best_tip,
+        config: {
+            let s = app.config();
+            ConfigDoc { generation: s.generation, loaded_at: s.loaded_at }
+        },
         totals: totals(app),
         backends,
     }
@@ -196,7 +211,8 @@ fn totals(app: &AppState) -> Totals {
 }
 
 fn authorized(app: &AppState, headers: &HeaderMap) -> bool {
-    let Some(token) = &app.config.admin_token else {
+    let config = app.config();
+    let Some(token) = &config.admin_token else {
         return true;
     };
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());

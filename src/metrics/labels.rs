@@ -48,6 +48,14 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// The result of a configuration reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok` (applied), `invalid` (rejected, every problem logged) or `error` (not read or not
+    /// applied).
+    pub result: &'static str,
+}
+
 /// Cache tier label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TierLabel {

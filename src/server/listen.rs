@@ -105,7 +105,7 @@ fn log_accept_error(err: &std::io::Error) {
 /// second and retried.
 pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
     let router = app(state.clone());
-    let idle = state.config.request_timeout;
+    let idle = state.config().request_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // `writev(false)`: head and body leave in one contiguous write. JSON-RPC answers are small,
     // and on loopback this cost the kernel less than a two-piece writev (bench/: block scenario).
@@ -114,7 +114,7 @@ pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationT
     let builder = Arc::new(builder);
     let connections = TaskTracker::new();
     let metrics = Arc::clone(&state.metrics);
-    let max = i64::try_from(state.config.max_connections).unwrap_or(i64::MAX);
+    let max = i64::try_from(state.config().max_connections).unwrap_or(i64::MAX);
     loop {
         let accepted = tokio::select! {
             biased;

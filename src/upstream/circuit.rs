@@ -32,8 +32,10 @@ pub struct Circuit {
     /// When the open state ends, in ms since `origin`.
     open_until_ms: AtomicU64,
     origin: Instant,
-    threshold: u32,
-    cooldown: Duration,
+    /// Consecutive failures that open it (`CIRCUIT_FAILURES`; changes on a reload).
+    threshold: AtomicU32,
+    /// Cooldown in ms (`CIRCUIT_COOLDOWN_MS`; changes on a reload).
+    cooldown_ms: AtomicU64,
 }
 
 impl Circuit {
@@ -44,9 +46,15 @@ impl Circuit {
             failures: AtomicU32::new(0),
             open_until_ms: AtomicU64::new(0),
             origin: Instant::now(),
-            threshold: threshold.max(1),
-            cooldown,
+            threshold: AtomicU32::new(threshold.max(1)),
+            cooldown_ms: AtomicU64::new(cooldown.as_millis() as u64),
         }
+    }
+
+    /// Sets new limits (a configuration reload); the state and the failure count stay.
+    pub fn set_limits(&self, threshold: u32, cooldown: Duration) {
+        self.threshold.store(threshold.max(1), Ordering::Release);
+        self.cooldown_ms.store(cooldown.as_millis() as u64, Ordering::Release);
     }
 
     fn now_ms(&self) -> u64 {
@@ -94,8 +102,8 @@ impl Circuit {
     pub fn on_failure(&self) -> bool {
         let n = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
         let state = self.state.load(Ordering::Acquire);
-        if state == HALF_OPEN || (state == CLOSED && n >= self.threshold) {
-            let until = self.now_ms() + self.cooldown.as_millis() as u64;
+        if state == HALF_OPEN || (state == CLOSED && n >= self.threshold.load(Ordering::Acquire)) {
+            let until = self.now_ms() + self.cooldown_ms.load(Ordering::Acquire);
             self.open_until_ms.store(until, Ordering::Release);
             self.state.store(OPEN, Ordering::Release);
             return true;

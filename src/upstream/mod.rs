@@ -6,6 +6,7 @@
 pub mod circuit;
 pub mod reason;
 pub mod stats;
+mod members;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::config::{redact_url, BackendConfig, Config};
 use crate::integrity::{IntegrityStatus, NodeKind, Verdict};
 use crate::methods::MethodInfo;
 pub use circuit::{Circuit, CircuitState};
+pub use members::Membership;
 pub use reason::Unroutable;
 pub use stats::Stats;
 
@@ -45,10 +47,18 @@ pub struct Backend {
     pub uri: http::Uri,
     /// Redacted URL for `/health` and the dashboard.
     pub shown_url: String,
-    /// Live request statistics.
-    pub stats: Stats,
-    /// Circuit breaker.
-    pub circuit: Circuit,
+    /// Live request statistics (shared with this node's next `Backend` after a reload).
+    pub stats: Arc<Stats>,
+    /// Circuit breaker (shared likewise).
+    pub circuit: Arc<Circuit>,
+    /// What was learned about the node (shared likewise).
+    learned: Arc<Learned>,
+}
+
+/// What the gateway learned about a node: kept across a configuration reload for an unchanged
+/// URL, like the counters and the circuit.
+#[derive(Debug, Default)]
+struct Learned {
     /// Learned namespace (`Namespace` as u8), written by the monitor's probe only.
     namespace: AtomicU8,
     /// API major version from `x-aztec-packageVersion` (0: not known), written by the monitor.
@@ -67,17 +77,30 @@ impl Backend {
             uri: cfg.url.as_str().parse().expect("validated url is a valid uri"),
             shown_url: redact_url(&cfg.url),
             url: cfg.url.clone(),
-            stats: Stats::default(),
-            circuit: Circuit::new(config.circuit_failures, config.circuit_cooldown),
-            namespace: AtomicU8::new(0),
-            major: AtomicU8::new(0),
-            lacking: [AtomicU64::new(0), AtomicU64::new(0)],
+            stats: Arc::default(),
+            circuit: Arc::new(Circuit::new(config.circuit_failures, config.circuit_cooldown)),
+            learned: Arc::default(),
+        }
+    }
+
+    /// The same node after a configuration reload, at position `index` under `cfg`'s name: it
+    /// shares `self`'s counters, circuit (with the new limits) and learned facts, so requests
+    /// still in flight on the old view count where the new one reads.
+    pub fn carried(&self, index: usize, cfg: &BackendConfig, config: &Config) -> Backend {
+        self.circuit.set_limits(config.circuit_failures, config.circuit_cooldown);
+        Backend {
+            index,
+            name: cfg.name.clone(),
+            stats: Arc::clone(&self.stats),
+            circuit: Arc::clone(&self.circuit),
+            learned: Arc::clone(&self.learned),
+            ..Backend::new(index, cfg, config)
         }
     }
 
     /// The namespace learned so far.
     pub fn namespace(&self) -> Namespace {
-        match self.namespace.load(Ordering::Relaxed) {
+        match self.learned.namespace.load(Ordering::Relaxed) {
             1 => Namespace::Aztec,
             2 => Namespace::Node,
             _ => Namespace::Unknown,
@@ -91,13 +114,13 @@ impl Backend {
             Namespace::Aztec => 1,
             Namespace::Node => 2,
         };
-        self.namespace.store(v, Ordering::Relaxed);
+        self.learned.namespace.store(v, Ordering::Relaxed);
     }
 
     /// The node's API major version: from its package version, else implied by its namespace
     /// (`node_*` only: 4; `aztec_*`: 5), else 0 (not known yet).
     pub fn api_major(&self) -> u8 {
-        match (self.major.load(Ordering::Relaxed), self.namespace()) {
+        match (self.learned.major.load(Ordering::Relaxed), self.namespace()) {
             (0, Namespace::Node) => 4,
             (0, Namespace::Aztec) => 5,
             (m, _) => m,
@@ -109,7 +132,7 @@ impl Backend {
     /// forgetting: the probe re-learns it on every `-32601`.)
     pub fn set_package_version(&self, version: Option<&str>) {
         let major = version.and_then(package_major).unwrap_or(0);
-        let before = self.major.swap(major, Ordering::Relaxed);
+        let before = self.learned.major.swap(major, Ordering::Relaxed);
         if before != 0 && before != major {
             self.forget_lacking();
         }
@@ -117,7 +140,7 @@ impl Backend {
 
     /// Forgets the methods learned missing (after a restart or an upgrade).
     pub fn forget_lacking(&self) {
-        for word in &self.lacking {
+        for word in &self.learned.lacking {
             word.store(0, Ordering::Relaxed);
         }
     }
@@ -125,14 +148,14 @@ impl Backend {
     /// Whether the node answered `-32601` for `method` since it was last (re)learned.
     pub fn lacks(&self, method: &MethodInfo) -> bool {
         let id = method.id();
-        self.lacking[id / 64].load(Ordering::Relaxed) & (1 << (id % 64)) != 0
+        self.learned.lacking[id / 64].load(Ordering::Relaxed) & (1 << (id % 64)) != 0
     }
 
     /// Remembers that the node answered `-32601` for `method`; `true` when this is news.
     pub fn mark_lacking(&self, method: &MethodInfo) -> bool {
         let id = method.id();
         let bit = 1 << (id % 64);
-        self.lacking[id / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0
+        self.learned.lacking[id / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0
     }
 
     /// Names of the methods the node is known to lack (for `/health`).
@@ -266,16 +289,8 @@ pub struct Pool {
 impl Pool {
     /// A pool whose backends all start unknown (not routable until probed).
     pub fn new(config: &Config) -> Pool {
-        let backends = config
-            .backends
-            .iter()
-            .enumerate()
-            .map(|(i, b)| BackendView {
-                backend: Arc::new(Backend::new(i, b, config)),
-                health: Health { reason: Some(Unroutable::NotProbed), ..Health::default() },
-                integrity: Integrity::default(),
-            })
-            .collect();
+        let backends =
+            config.backends.iter().enumerate().map(|(i, b)| BackendView::unprobed(Backend::new(i, b, config))).collect();
         Pool { current: ArcSwap::from_pointee(Snapshot { backends, best_tip: None, finalized: None, reorgs: 0 }) }
     }
 

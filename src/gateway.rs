@@ -192,7 +192,7 @@ where
 /// The filter for `LOG_LEVEL`: every line at `level`, except that other crates' `info` lines
 /// (noise) are left out at the default level.
 pub fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::new(format!("sentinel_proxy={0},{0}", level).replace(",info", ",warn"))
+    tracing_subscriber::EnvFilter::new(format!("sentinel_proxy={level},{level}").replace(",info", ",warn"))
 }
 
 /// The default field formatting with control characters escaped afterwards.

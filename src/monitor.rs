@@ -82,7 +82,7 @@ impl Monitor {
                 () = cancel.cancelled() => return,
                 _ = health_tick.tick() => self.run_once().await,
                 _ = integrity_tick.tick() => self.check_integrity().await,
-                r = reconfigure::next(&mut self.reloads) => self.apply(r, &mut health_tick, &mut integrity_tick),
+                r = reconfigure::next(&mut self.reloads) => self.apply(r, &mut health_tick, &mut integrity_tick).await,
             }
         }
     }

@@ -128,9 +128,9 @@ pub async fn handle(app: &AppState, route: Route, body: Result<Body, BodyError>,
     let mut to_send = Vec::with_capacity(pending.len());
     let mut joiners = Vec::new();
     for mut p in pending {
-        p.rule = p
-            .info
-            .map_or(Rule::Never, |i| cache::policy(i, p.call.params.as_deref(), finalized, app.config().cache_volatile));
+        p.rule = p.info.map_or(Rule::Never, |i| {
+            cache::policy(i, p.call.params.as_deref(), finalized, app.config().cache_volatile)
+        });
         if let Some(hit) = lookup(app, &mut p).await {
             resp.headers.extend(hit.headers.iter().cloned());
             fill(

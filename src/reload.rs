@@ -95,6 +95,8 @@ pub struct Reloader {
     source: Source,
     monitor: mpsc::Sender<Reconfigure>,
     one_at_a_time: tokio::sync::Mutex<()>,
+    /// The `--config` file's content when the reloader was attached (what start-up read).
+    file_at_start: Option<Vec<u8>>,
 }
 
 impl Reloader {
@@ -102,7 +104,9 @@ impl Reloader {
     /// [`Monitor::run`], for a reload to finish).
     pub fn attach(state: AppState, monitor: Monitor, source: Source) -> (Reloader, Monitor) {
         let (tx, rx) = mpsc::channel(1);
-        let reloader = Reloader { state, source, monitor: tx, one_at_a_time: tokio::sync::Mutex::new(()) };
+        let file_at_start = source.file.as_ref().and_then(|f| std::fs::read(f).ok());
+        let one_at_a_time = tokio::sync::Mutex::new(());
+        let reloader = Reloader { state, source, monitor: tx, one_at_a_time, file_at_start };
         (reloader, monitor.with_reloads(rx))
     }
 
@@ -177,7 +181,7 @@ impl Reloader {
             let file = file.clone();
             async move { tokio::fs::read(file?).await.ok() }
         };
-        let mut seen = read(&file).await;
+        let mut seen = self.file_at_start.clone();
         let mut candidate: Option<Option<Vec<u8>>> = None;
         let mut tick = tokio::time::interval(poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -245,7 +249,8 @@ fn changed_keys(a: &Config, b: &Config) -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = crate::config::KEYS
         .iter()
         .filter(|k| {
-            let line = |d: &str| d.lines().find(|l| l.split_once('=').is_some_and(|(n, _)| n == k.name)).map(str::to_owned);
+            let line =
+                |d: &str| d.lines().find(|l| l.split_once('=').is_some_and(|(n, _)| n == k.name)).map(str::to_owned);
             line(&da) != line(&db)
         })
         .map(|k| k.name)

@@ -51,23 +51,27 @@ impl Monitor {
         self
     }
 
-    /// Adopts `r` (see [`Monitor::reconfigure`]), then probes at once (thresholds may have
-    /// changed, new nodes are unprobed) and, when nodes were added, analyses their history at
-    /// once too; changed intervals restart their ticks.
-    pub(super) fn apply(&mut self, r: Reconfigure, health: &mut Interval, integrity: &mut Interval) {
+    /// Adopts `r` (see [`Monitor::reconfigure`]) and tells the reloader, then probes at once
+    /// (thresholds may have changed, new nodes are unprobed) and, when nodes were added,
+    /// analyses the fleet's history at once too. Changed intervals restart their ticks.
+    pub(super) async fn apply(&mut self, r: Reconfigure, health: &mut Interval, integrity: &mut Interval) {
         let before = (self.config.health_interval, self.config.integrity_interval);
         let change = self.reconfigure(r.config);
+        let added = !change.added.is_empty();
+        let _ = r.done.send(change);
+        self.run_once().await;
         if before.0 != self.config.health_interval {
             *health = ticker(self.config.health_interval);
         }
+        health.reset();
+        if added {
+            self.check_integrity().await;
+            integrity.reset();
+        }
         if before.1 != self.config.integrity_interval {
             *integrity = ticker(self.config.integrity_interval);
+            integrity.reset();
         }
-        health.reset_immediately();
-        if !change.added.is_empty() {
-            integrity.reset_immediately();
-        }
-        let _ = r.done.send(change);
     }
 
     /// Adopts `config` and publishes the snapshot of its backend list. Epoch parameters read
@@ -80,7 +84,7 @@ impl Monitor {
             snap.backends.iter().position(|v| Arc::ptr_eq(&v.backend.stats, stats))
         };
         let n = next.backends.len();
-        self.tips = (0..n).map(|i| old_of(i).map_or_else(TipsMethod::default, |j| self.tips[j].clone())).collect();
+        self.tips = (0..n).map(|i| old_of(i).map_or_else(TipsMethod::default, |j| self.tips[j])).collect();
         self.down = (0..n).map(|i| old_of(i).is_some_and(|j| self.down[j])).collect();
         self.reminded = (0..n).map(|i| old_of(i).and_then(|j| self.reminded[j])).collect();
         let mut params = config.integrity.clone();

@@ -4,9 +4,9 @@
 //! consistent view without a lock (pingora `Backends`, docs/style.md#hot-path-state). Only the monitor publishes.
 
 pub mod circuit;
+mod members;
 pub mod reason;
 pub mod stats;
-mod members;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -289,8 +289,12 @@ pub struct Pool {
 impl Pool {
     /// A pool whose backends all start unknown (not routable until probed).
     pub fn new(config: &Config) -> Pool {
-        let backends =
-            config.backends.iter().enumerate().map(|(i, b)| BackendView::unprobed(Backend::new(i, b, config))).collect();
+        let backends = config
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| BackendView::unprobed(Backend::new(i, b, config)))
+            .collect();
         Pool { current: ArcSwap::from_pointee(Snapshot { backends, best_tip: None, finalized: None, reorgs: 0 }) }
     }
 

@@ -331,6 +331,28 @@ impl Metrics {
         self.in_flight.get_or_create(&l).set(i64::from(v.backend.stats.in_flight()));
     }
 
+    /// Drops the per-backend gauges of a backend no longer configured (a reload removed or
+    /// renamed it), so no stale series is scraped; its counters stay, as counters do.
+    pub fn forget_backend(&self, name: &str) {
+        let l = BackendLabel { backend: name.to_owned() };
+        for family in [
+            &self.up,
+            &self.routable,
+            &self.tip,
+            &self.lag,
+            &self.integrity_score,
+            &self.integrity_checked,
+            &self.forked,
+            &self.circuit,
+            &self.in_flight,
+        ] {
+            family.remove(&l);
+        }
+        for status in INTEGRITY_STATUSES {
+            self.integrity_status.remove(&IntegrityStatusLabels { backend: name.to_owned(), status: status.as_str() });
+        }
+    }
+
     /// OpenMetrics text of every family.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -3,8 +3,10 @@
 //! when they are valid, applies them: the monitor (the pool's one writer) publishes the new
 //! backend list, carrying over every node whose URL is unchanged (`Snapshot::reconfigured`),
 //! then the request path's [`Settings`] are replaced whole, one `ArcSwap` store. A request reads
-//! the settings and the snapshot it started with, so in-flight requests finish on the old view.
-//! An invalid configuration changes nothing; every problem is logged.
+//! its snapshot per attempt and keeps the `Backend` it sent to, so requests in flight finish on
+//! the nodes they started with, removed ones included. The two swaps need not be one: the
+//! backend list and the settings are independent, and every combination of old and new is a
+//! valid view. An invalid configuration changes nothing; every problem is logged.
 //!
 //! Settings read only at start-up ([`START_ONLY`]: the listen address, Redis, the worker
 //! threads…) keep their running value and are reported as needing a restart.
@@ -152,6 +154,9 @@ impl Reloader {
         };
         if membership.moved || !membership.removed.is_empty() {
             self.state.sticky.clear();
+        }
+        for gone in membership.removed.iter().chain(membership.renamed.iter().map(|(before, _)| before)) {
+            self.state.metrics.forget_backend(gone);
         }
         resize(&self.state.in_flight, current.max_concurrent_requests, next.max_concurrent_requests);
         if current.log_level != next.log_level {

@@ -157,6 +157,7 @@ async fn backends_added_and_removed_under_load_without_a_failed_request() {
     .await;
     assert!(c_serves, "the added node never served: {}", g.health().await);
 
+    assert!(g.metrics().await.contains("sentinel_proxy_backend_up{backend=\"a\"} 1"));
     g.set(&[("SENTINEL_BACKENDS", &backends(&[("b", &b), ("c", &c)]))]);
     let removed = applied(g.reloader.reload().await);
     let removed_at = Instant::now();
@@ -180,7 +181,10 @@ async fn backends_added_and_removed_under_load_without_a_failed_request() {
     let names: Vec<&str> = h["backends"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["b", "c"]);
     assert_eq!(h["config"]["generation"], 3);
-    assert!(g.metrics().await.contains("sentinel_proxy_config_reloads_total{result=\"ok\"} 2"));
+    let m = g.metrics().await;
+    assert!(m.contains("sentinel_proxy_config_reloads_total{result=\"ok\"} 2"), "{m}");
+    assert!(m.contains("sentinel_proxy_backend_up{backend=\"c\"} 1"), "{m}");
+    assert!(!m.contains("sentinel_proxy_backend_up{backend=\"a\"}"), "a removed node's gauges are gone: {m}");
 }
 
 /// Log lines written by a test's subscriber.

@@ -319,8 +319,8 @@ fn log(outcome: &Outcome, generation: u64) {
             }
         }
         Outcome::Invalid(problems) => {
-            let text = crate::config::ConfigError(problems.clone()).to_string();
-            tracing::error!(generation, "configuration reload rejected, still running the previous one; {text}");
+            let n = problems.len();
+            tracing::error!(generation, problems = n, "configuration reload rejected, still running the previous one");
             for problem in problems {
                 tracing::error!(%problem, "invalid configuration");
             }

@@ -288,10 +288,13 @@ async fn an_unchanged_backend_keeps_its_state_when_renamed_and_moved() {
 async fn a_new_listen_address_needs_a_restart_and_the_rest_applies() {
     let a = node(ApiVersion::V5).await;
     let g = Gateway::from(sources(&[("a", &a)], &[])).await;
-    g.set(&[("PROXY_LISTEN", "127.0.0.1:1"), ("WORKER_THREADS", "7"), ("MAX_BATCH", "1")]);
+    let limits = [("MAX_BATCH", "1"), ("MAX_CONCURRENT_REQUESTS", "3")];
+    g.set(&[("PROXY_LISTEN", "127.0.0.1:1"), ("WORKER_THREADS", "7"), limits[0], limits[1]]);
     let done = applied(g.reloader.reload().await);
     assert_eq!(done.needs_restart, ["PROXY_LISTEN", "WORKER_THREADS"]);
-    assert_eq!(done.changed, ["MAX_BATCH"]);
+    assert_eq!(done.changed, ["MAX_CONCURRENT_REQUESTS", "MAX_BATCH"]);
+    let shrunk = eventually(Duration::from_secs(5), || async { g.state.in_flight.available_permits() == 3 }).await;
+    assert!(shrunk, "MAX_CONCURRENT_REQUESTS 3: {} permits", g.state.in_flight.available_permits());
     assert_eq!(done.generation, 2);
     let live = g.state.config();
     assert_eq!(live.listen.port(), 0, "the running address is what the settings say");

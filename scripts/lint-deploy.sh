@@ -50,7 +50,7 @@ others="$(echo "$out" | grep -v "Couldn't find schema for kind" | grep . || true
 [ -z "$others" ] || { echo "$others"; exit 1; }
 while read -r file kind version; do
   [ -n "$file" ] || continue
-  schema="deploy/schemas/$(echo "$kind" | tr 'A-Z' 'a-z')-$version.json"
+  schema="deploy/schemas/${kind,,}-$version.json"
   [ -f "$schema" ] || { echo "$file: kind $kind has no Kubernetes schema and no $schema" >&2; exit 1; }
   echo "-- $file: $kind against $schema"
   "$bin/check-jsonschema" --schemafile "$schema" "$file"

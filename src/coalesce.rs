@@ -120,6 +120,7 @@ mod tests {
             status: http::StatusCode::BAD_REQUEST,
             headers: vec![],
             fallback: false,
+            charge: Default::default(),
         };
         lead.publish(Published::Done(answer));
         let Some(Published::Done(got)) = waiter.await.unwrap() else { panic!("the leader's answer") };

@@ -53,6 +53,8 @@ pub struct Delivered {
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// `/pruned` fell back to an archiver.
     pub fallback: bool,
+    /// The answer's share of `MAX_BUFFERED_BYTES`, held until the client's response is written.
+    pub charge: forward::Charge,
 }
 
 impl Delivered {
@@ -65,6 +67,7 @@ impl Delivered {
             status,
             headers: self.headers.clone(),
             fallback: self.fallback,
+            charge: self.charge.clone(),
         }
     }
 }
@@ -166,6 +169,7 @@ impl Dispatcher<'_> {
                         status: reply.status,
                         headers: reply.aztec_headers,
                         fallback: pick.fallback,
+                        charge: reply.charge,
                     };
                     needs.exclude.push(answered.index);
                     return Ok(self.elsewhere_if_lacking(ctx, calls, needs, write, delivered).await);

@@ -5,7 +5,8 @@
 //! Node answers are read into memory whole, so they are bounded twice: each answer of a client
 //! request by `MAX_RESPONSE_BYTES` (raw and decoded), and all of them together by
 //! `MAX_BUFFERED_BYTES` ([`AnswerBudget`]: a semaphore of bytes, acquired as a body's buffer
-//! grows and released when the last reference to the buffer drops). The budget applies to the
+//! grows). The charge travels with the answer ([`Charge`]) and is given back once the client's
+//! response made from it has been written, not when the raw buffer drops. The budget applies to the
 //! sends made inside [`AnswerBudget::scope`] (the server wraps every JSON-RPC request in it);
 //! the monitor's own reads are bounded by their explicit limits only.
 
@@ -83,6 +84,8 @@ pub struct Reply {
     pub aztec_headers: Vec<(HeaderName, HeaderValue)>,
     /// Decoded (gunzipped) body.
     pub body: Bytes,
+    /// The budget the body holds ([`AnswerBudget`]); the body's bytes alone do not keep it.
+    pub charge: Charge,
 }
 
 pub use crate::error::ForwardError;
@@ -157,6 +160,24 @@ impl AnswerBudget {
     }
 }
 
+/// Budget bytes held by one answer, given back when the last clone drops: the request path
+/// keeps it until the client's response has been written ([`Reply::charge`]), so the budget
+/// also covers the copies an answer makes on its way to the client.
+#[derive(Clone, Debug, Default)]
+pub struct Charge(Option<Arc<Held>>);
+
+impl Charge {
+    /// Whether the charge holds any budget.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Budget bytes this charge holds.
+    pub fn bytes(&self) -> usize {
+        self.0.as_ref().and_then(|h| h.permit.as_ref()).map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+}
+
 /// Budget bytes held by one buffer, given back when it drops.
 #[derive(Debug, Default)]
 struct Held {
@@ -207,23 +228,10 @@ impl<'a> Buffer<'a> {
         Ok(())
     }
 
-    fn freeze(self) -> Bytes {
-        if self.held.permit.is_none() {
-            return Bytes::from(self.data);
-        }
-        Bytes::from_owner(Owned { data: self.data, _held: self.held })
-    }
-}
-
-/// A buffer and the budget it holds, owned by [`Bytes`].
-struct Owned {
-    data: Vec<u8>,
-    _held: Held,
-}
-
-impl AsRef<[u8]> for Owned {
-    fn as_ref(&self) -> &[u8] {
-        &self.data
+    /// The bytes, and the budget they hold (kept apart: the charge outlives the buffer).
+    fn freeze(self) -> (Bytes, Charge) {
+        let charge = Charge(self.held.permit.is_some().then(|| Arc::new(self.held)));
+        (Bytes::from(self.data), charge)
     }
 }
 
@@ -323,21 +331,21 @@ async fn exchange(
         buf.reserve(data.len(), false).await?;
         buf.data.extend_from_slice(&data);
     }
-    let body = decode(&parts.headers, buf.freeze(), limit, budget).await?;
-    Ok(Reply { status: parts.status, aztec_headers: aztec_headers(&parts.headers), body })
+    let (body, charge) = decode(&parts.headers, buf.freeze(), limit, budget).await?;
+    Ok(Reply { status: parts.status, aztec_headers: aztec_headers(&parts.headers), body, charge })
 }
 
 /// Undoes `Content-Encoding: gzip|deflate` (the node uses koa-compress), within `limit` and the
 /// budget (the decoded buffer takes its own bytes; the raw one is given back when dropped).
 async fn decode(
     headers: &HeaderMap,
-    raw: Bytes,
+    (raw, raw_charge): (Bytes, Charge),
     limit: usize,
     budget: Option<&AnswerBudget>,
-) -> Result<Bytes, ForwardError> {
+) -> Result<(Bytes, Charge), ForwardError> {
     let enc = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mut decoder: Box<dyn Read + Send + '_> = match enc.trim() {
-        "" | "identity" => return Ok(raw),
+        "" | "identity" => return Ok((raw, raw_charge)),
         "gzip" | "x-gzip" => Box::new(flate2::read::GzDecoder::new(&raw[..])),
         "deflate" => Box::new(flate2::read::ZlibDecoder::new(&raw[..])),
         _ => return Err(ForwardError::NotJsonRpc),
@@ -355,6 +363,7 @@ async fn decode(
         }
     }
     drop(decoder);
+    drop(raw_charge);
     Ok(out.freeze())
 }
 

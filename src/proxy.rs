@@ -42,6 +42,8 @@ pub struct RpcResponse {
     pub methods: String,
     /// The first gateway error, for the log line.
     pub error: Option<String>,
+    /// The budget charges of the node answers the body was made from (kept until it is written).
+    pub charges: Vec<crate::forward::Charge>,
 }
 
 impl RpcResponse {
@@ -314,6 +316,7 @@ fn record(slots: &mut [Slot], resp: &mut RpcResponse, members: &[Pending], resul
     match result {
         Ok(d) => {
             resp.fallback |= d.fallback;
+            resp.charges.push(d.charge);
             if !resp.backends.contains(&d.backend) {
                 resp.backends.push(d.backend.clone());
             }

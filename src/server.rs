@@ -211,7 +211,7 @@ static X_SENTINEL_CACHE: HeaderName = HeaderName::from_static("x-sentinel-cache"
 static X_SENTINEL_FALLBACK: HeaderName = HeaderName::from_static("x-sentinel-fallback");
 
 fn into_http(r: RpcResponse, request_id: String) -> Response {
-    let mut resp = Response::new(Body::from(r.body));
+    let mut resp = Response::new(Body::new(body::ChargedBody::new(r.body, r.charges)));
     *resp.status_mut() = r.status;
     let h = resp.headers_mut();
     h.reserve(8 + r.headers.len());
@@ -273,6 +273,7 @@ fn client_ip(trusted: &[IpNet], peer: IpAddr, headers: &HeaderMap) -> IpAddr {
     xff.rsplit(',').filter_map(|s| s.trim().parse::<IpAddr>().ok()).find(|ip| !trusted(ip)).unwrap_or(peer)
 }
 
+mod body;
 mod listen;
 pub use listen::serve;
 

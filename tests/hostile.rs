@@ -389,6 +389,45 @@ async fn past_the_buffer_budget_a_request_waits_then_gets_503_and_memory_is_give
     assert!(hostile.big_calls.load(Ordering::SeqCst) >= 8);
 }
 
+/// An answer's share of `MAX_BUFFERED_BYTES` is held until the client's response made from it
+/// has been written, not only while the node's raw bytes are parsed: a client that reads its big
+/// answer slowly keeps the bytes counted, so the budget bounds what is really in memory.
+#[tokio::test]
+async fn an_answer_holds_its_budget_until_the_client_has_read_it() {
+    let hostile = HostileNode::start().await;
+    let settings = [("MAX_RESPONSE_BYTES", "33554432"), ("MAX_BUFFERED_BYTES", "67108864")];
+    let p = Gateway::start(&[&hostile.url], &settings).await;
+    hostile.size.store(16 << 20, Ordering::SeqCst);
+
+    let mut slow = TcpStream::connect(addr(&p.url)).await.unwrap();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "aztec_getPendingTxs", "params": [1]}).to_string();
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(format!("{head}{body}").as_bytes()).await.unwrap();
+    // The response has started: the node's raw answer is parsed and dropped by now.
+    let mut first = [0u8; 12];
+    slow.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let held = p.state.answers.held();
+    assert!(held >= 16 << 20, "a response being written still holds its answer's bytes (held {held})");
+
+    let mut rest = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    while !rest.ends_with(b"}") {
+        let n = slow.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the whole answer arrives");
+        rest.extend_from_slice(&buf[..n]);
+    }
+    assert!(rest.len() > 16 << 20);
+    assert!(
+        eventually(Duration::from_secs(5), || async { p.state.answers.held() == 0 }).await,
+        "given back once written"
+    );
+    assert_eq!(p.state.metrics.buffered_answer_bytes.get(), 0);
+}
+
 /// RFC 9110 §11.1: the authentication scheme is case-insensitive, so `bearer`, `BEARER` and
 /// `Bearer` all carry the admin token; a wrong token or another scheme is still refused.
 #[tokio::test]

@@ -69,6 +69,7 @@ fn a_coalesced_caller_gets_the_status_its_call_gets_alone() {
         status: StatusCode::OK,
         headers: vec![],
         fallback: false,
+        charge: Default::default(),
     };
     assert_eq!(members_alone_status(&d, 0), StatusCode::OK);
     assert_eq!(members_alone_status(&d, 1), StatusCode::BAD_REQUEST, "a batch item's error alone is a 400");

@@ -252,13 +252,23 @@ async fn an_unchanged_backend_keeps_its_state_when_renamed_and_moved() {
     let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
     let extra = [("CIRCUIT_FAILURES", "1"), ("CACHE_MAX_BYTES", "0")];
     let g = Gateway::from(sources(&[("a", &a), ("b", &b)], &extra)).await;
-    // Traffic on both (latency statistics), then `b` fails once: its circuit opens.
+    // Traffic on both (latency statistics).
     for _ in 0..20 {
         assert!(read(&g.url).await.is_some());
     }
+    // `b` answers -32601 for a call: the gateway learns that it lacks it.
+    b.set_faults(Faults { rpc_error: Some(-32601), ..Faults::default() });
+    let learned = eventually(Duration::from_secs(10), || async {
+        assert!(read(&g.url).await.is_some(), "a -32601 is served by the other node");
+        g.health().await["backends"][1]["lacks_methods"] == json!(["getCurrentMinFees"])
+    })
+    .await;
+    assert!(learned);
+    // Then `b` fails once: its circuit opens.
     b.set_faults(Faults { http_status: Some(500), ..Faults::default() });
     let opened = eventually(Duration::from_secs(10), || async {
-        read(&g.url).await;
+        // (Not getCurrentMinFees: `b` lacks it now, so it gets none.)
+        rpc(&g.url, "aztec_getBlockNumber", json!([])).await;
         g.health().await["backends"][1]["circuit"] == "open"
     })
     .await;
@@ -281,6 +291,7 @@ async fn an_unchanged_backend_keeps_its_state_when_renamed_and_moved() {
     assert_eq!(after["integrity"]["status"], "perfect", "integrity verdict kept");
     assert_eq!(after["integrity"]["checked_at"], before["integrity"]["checked_at"], "not analysed again");
     assert_eq!(after["api_major"], before["api_major"], "learned version kept");
+    assert_eq!(after["lacks_methods"], json!(["getCurrentMinFees"]), "learned capabilities kept");
     assert_eq!(g.state.config().max_block_lag, 7);
 }
 

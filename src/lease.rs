@@ -125,7 +125,7 @@ enum Turn {
     /// It holds the lease: analyse and publish.
     Analyse,
     /// Another replica published this.
-    Adopt(Checked),
+    Adopt(Box<Checked>),
     /// Analyse alone, without publishing; the reason is the fallback label.
     Alone(&'static str),
 }
@@ -178,7 +178,7 @@ impl Lease {
         match self.turn(key, ttl).await {
             Turn::Adopt(checked) => {
                 self.metrics.analyses_adopted.inc();
-                checked
+                *checked
             }
             Turn::Analyse => {
                 let checked = Checked::now(analyse.await);
@@ -208,7 +208,9 @@ impl Lease {
             .await;
         let turn = match reply {
             Ok(Value::Int(1)) => Turn::Analyse,
-            Ok(Value::BulkString(bytes)) => adopt(&bytes).map_or(Turn::Alone("unreadable"), Turn::Adopt),
+            Ok(Value::BulkString(bytes)) => {
+                adopt(&bytes).map_or(Turn::Alone("unreadable"), |c| Turn::Adopt(Box::new(c)))
+            }
             Ok(_) => Turn::Alone("unpublished"),
             Err(e) => {
                 self.metrics.redis_errors.inc();

@@ -34,7 +34,10 @@ pub fn build(config: Config) -> (AppState, Monitor) {
     let config = Arc::new(config);
     let pool = Arc::new(Pool::new(&config));
     let metrics = Arc::new(Metrics::new());
-    let redis = config.redis_url.as_ref().map(|url| Shared::connect(url.expose().as_str(), Arc::clone(&metrics)));
+    let redis = config
+        .redis_url
+        .as_ref()
+        .map(|url| Shared::connect(url.expose().as_str(), config.redis_ca_file.as_deref(), Arc::clone(&metrics)));
     let lease = redis.clone().map(|r| Lease::new(r, Arc::clone(&metrics)));
     let state = state(Arc::clone(&config), Arc::clone(&pool), metrics, redis);
     let monitor = Monitor::new(config, pool, crate::forward::client())

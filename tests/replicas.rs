@@ -216,3 +216,79 @@ async fn another_replica_takes_over_when_the_analyser_stops() {
     assert!(takeover >= interval, "not before the lease expired: {takeover:?}");
     second.cancel();
 }
+
+/// A private CA and a certificate for 127.0.0.1 signed by it (openssl), in `dir`:
+/// `(ca.pem, server.pem, server.key)`.
+fn certificates(dir: &std::path::Path) -> (String, String, String) {
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let steps: [&[&str]; 3] = [
+        &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=sentinel test CA"],
+        &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"],
+        &["x509", "-req", "-days", "1", "-CAcreateserial"],
+    ];
+    let files: [Vec<String>; 3] = [
+        vec!["-keyout".into(), path("ca.key"), "-out".into(), path("ca.pem")],
+        vec!["-keyout".into(), path("server.key"), "-out".into(), path("server.csr")],
+        vec!["-in".into(), path("server.csr"), "-CA".into(), path("ca.pem"), "-CAkey".into(), path("ca.key")]
+            .into_iter()
+            .chain(["-out".into(), path("server.pem"), "-extfile".into(), path("san.ext")])
+            .collect(),
+    ];
+    for (args, files) in steps.iter().zip(&files) {
+        let out = std::process::Command::new("openssl").args(*args).args(files).output().expect("openssl is installed");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (path("ca.pem"), path("server.pem"), path("server.key"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_a_password_and_a_private_ca_is_shared_and_never_shown() {
+    let dir = support::TempDir::new("redis-tls");
+    let (ca, cert, key) = certificates(&dir.0);
+    let tls = ["--port", "0", "--tls-port", "{port}", "--tls-cert-file", &cert, "--tls-key-file", &key];
+    let mut args = tls.to_vec();
+    args.extend(["--tls-ca-cert-file", &ca, "--tls-auth-clients", "no", "--requirepass", "s3cret"]);
+    let redis = RedisServer::start_with(&args).await;
+    let url = format!("rediss://:s3cret@127.0.0.1:{}/0", redis.port);
+    let nodes = nodes().await;
+    let refs: Vec<&SimNode> = nodes.iter().collect();
+    let start = |settings: Vec<(&'static str, String)>| {
+        let mut all: Vec<(&str, String)> = ANALYSIS.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        all.extend(settings);
+        let refs = refs.clone();
+        async move {
+            let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            TestProxy::start(&refs, &all).await
+        }
+    };
+    let trusted = || vec![("REDIS_URL", url.clone()), ("REDIS_CA_FILE", ca.clone())];
+    let (mut a, mut b) = (start(trusted()).await, start(trusted()).await);
+    connected(&a.state).await;
+    connected(&b.state).await;
+    a.check_integrity().await;
+    b.check_integrity().await;
+    assert_eq!(fetches(&nodes), vec![1; 3], "the analysis is shared over TLS");
+    assert_eq!(b.state.metrics.analyses_adopted.get(), 3);
+    for p in [&a, &b] {
+        let seen = [
+            support::get(&format!("{}/health", p.url)).await.body,
+            support::get(&format!("{}/metrics", p.url)).await.body,
+        ];
+        assert!(seen.iter().all(|body| !String::from_utf8_lossy(body).contains("s3cret")));
+        let config = format!("{:?}", p.state.config);
+        assert!(!config.contains("s3cret") && !p.state.config.describe().contains("s3cret"), "{config}");
+    }
+    // Without the private CA the server's certificate is refused; with a wrong password AUTH
+    // is. Either way the replica never connects, and analyses alone.
+    let wrong = url.replace("s3cret", "wrong");
+    let mut untrusting = start(vec![("REDIS_URL", url.clone())]).await;
+    let mut stranger = start(vec![("REDIS_URL", wrong), ("REDIS_CA_FILE", ca.clone())]).await;
+    untrusting.check_integrity().await;
+    stranger.check_integrity().await;
+    for p in [&untrusting, &stranger] {
+        assert!(!p.state.cache.redis_connected());
+        assert_eq!(fallbacks(&p.state.metrics, "redis"), 3);
+    }
+    assert_eq!(fetches(&nodes), vec![3; 3]);
+}

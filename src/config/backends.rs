@@ -66,11 +66,12 @@ impl SecretUrl {
     /// # Errors
     /// Why the text is not such a URL (never containing the text itself).
     pub fn redis(raw: &str) -> Result<SecretUrl, String> {
-        let url = Url::parse(raw).map_err(|e| e.to_string())?;
+        let expected = "expected redis[s]://[user:password@]host:port[/db]";
+        let url = Url::parse(raw).map_err(|e| format!("{e}; {expected}"))?;
         if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix") {
-            return Err(format!("scheme {:?} is not redis, rediss or redis+unix", url.scheme()));
+            return Err(format!("scheme {:?} is not redis, rediss or redis+unix; {expected}", url.scheme()));
         }
-        redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(|e| e.to_string())?;
+        redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(|e| format!("{e}; {expected}"))?;
         Ok(SecretUrl(url))
     }
 
@@ -89,6 +90,15 @@ impl std::fmt::Display for SecretUrl {
 impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SecretUrl({self})")
+    }
+}
+
+/// `REDIS_CA_FILE`: a readable file holding at least one PEM certificate.
+pub(super) fn ca_file(path: &str) -> Result<std::path::PathBuf, String> {
+    match std::fs::read_to_string(path) {
+        Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => Ok(path.into()),
+        Ok(_) => Err(format!("{path:?} holds no PEM certificate")),
+        Err(e) => Err(format!("{path:?}: {e}")),
     }
 }
 

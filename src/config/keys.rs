@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::backends::{parse_backends, redact_str, redact_url, SecretUrl};
+use super::backends::{ca_file, parse_backends, redact_str, redact_url, SecretUrl};
 use super::sources::Reader;
 use super::{Config, LogFormat, DEFAULT_DENY};
 
@@ -246,13 +246,21 @@ pub static KEYS: &[Key] = &[
             let Some(v) = r.value().map(str::to_owned) else { return };
             match SecretUrl::redis(&v) {
                 Ok(u) => c.redis_url = Some(u),
-                Err(why) => r.problem(format!(
-                    "REDIS_URL={:?}: {why}; expected redis[s]://[user:password@]host:port[/db]",
-                    redact_str(&v)
-                )),
+                Err(why) => r.problem(format!("REDIS_URL={:?}: {why}", redact_str(&v))),
             }
         },
         show: Some(|c| c.redis_url.as_ref().map(ToString::to_string).unwrap_or_default()),
+    },
+    Key {
+        name: "REDIS_CA_FILE",
+        default: "",
+        doc: "PEM file of the CA certificates a rediss:// server is verified with, instead of the public roots",
+        parse: |r, c| match r.value().map(ca_file) {
+            Some(Ok(path)) => c.redis_ca_file = Some(path),
+            Some(Err(why)) => r.problem(format!("REDIS_CA_FILE: {why}")),
+            None => {}
+        },
+        show: Some(|c| c.redis_ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
     },
     Key {
         name: "RATE_LIMIT_RPS",

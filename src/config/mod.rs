@@ -78,6 +78,8 @@ pub struct Config {
     pub cache_volatile: Duration,
     /// Redis shared by replicas (cache tier, rate limits, analysis lease); redacted when shown.
     pub redis_url: Option<SecretUrl>,
+    /// CA certificates (PEM) a `rediss://` server is verified with instead of the public roots.
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// Per-client requests per second (0 = off).
     pub rate_limit_rps: u32,
     /// Per-client burst.
@@ -178,6 +180,7 @@ impl Config {
             cache_max_bytes: 0,
             cache_volatile: Duration::ZERO,
             redis_url: None,
+            redis_ca_file: None,
             rate_limit_rps: 0,
             rate_limit_burst: 0,
             rate_limit_ipv6_prefix: 64,
@@ -345,6 +348,8 @@ mod tests {
             let err = Config::from_sources(&src(&[("REDIS_URL", bad)]), true).unwrap_err().to_string();
             assert!(err.contains("REDIS_URL=") && !err.contains("s3cret"), "{err}");
         }
+        let err = Config::from_sources(&src(&[("REDIS_CA_FILE", "/nonexistent/ca.pem")]), true).unwrap_err();
+        assert!(err.to_string().contains("REDIS_CA_FILE: \"/nonexistent/ca.pem\": "), "{err}");
     }
 
     #[test]

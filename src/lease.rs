@@ -113,6 +113,11 @@ impl NodeKey {
     pub fn lease(&self) -> &str {
         &self.lease
     }
+
+    /// The key of the published result.
+    pub fn result(&self) -> &str {
+        &self.result
+    }
 }
 
 /// FNV-1a, 64 bits: a hash every replica computes alike, whatever its Rust version.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use sentinel_proxy::config::{Config, Sources};
 use sentinel_proxy::gateway;
+use sentinel_proxy::lease::NodeKey;
 use sentinel_proxy::metrics::{Metrics, ReasonLabel};
 use sentinel_proxy::simulator::{ApiVersion, SimConfig, SimNode};
 use sentinel_proxy::state::AppState;
@@ -291,4 +292,40 @@ async fn rediss_with_a_password_and_a_private_ca_is_shared_and_never_shown() {
         assert_eq!(fallbacks(&p.state.metrics, "redis"), 3);
     }
     assert_eq!(fetches(&nodes), vec![3; 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_lost_its_lease_while_analysing_publishes_nothing() {
+    let redis = RedisServer::start().await;
+    let nodes = nodes().await;
+    let mut a = replica(&nodes, &redis).await;
+    let config = a.state.config.clone();
+    let keys: Vec<NodeKey> = nodes
+        .iter()
+        .map(|n| NodeKey::new(&url::Url::parse(&n.url).unwrap(), &config.integrity, &config.watch_validators))
+        .collect();
+    for n in &nodes {
+        n.update_faults(|f| f.latency_ms = 1500);
+    }
+    let pass = tokio::spawn(async move {
+        a.check_integrity().await;
+        a
+    });
+    // Every fetch is under way, so the leases are the replica's: another takes them now.
+    assert!(eventually(Duration::from_secs(5), || async { fetches(&nodes) == vec![1; 3] }).await);
+    let mut conn = redis::Client::open(redis.url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    for k in &keys {
+        let holder: Option<String> = redis::cmd("GET").arg(k.lease()).query_async(&mut conn).await.unwrap();
+        assert!(holder.is_some_and(|h| !h.is_empty()), "the slow replica holds {}", k.lease());
+        let () = redis::cmd("SET").arg(k.lease()).arg("intruder").query_async(&mut conn).await.unwrap();
+    }
+    let a = pass.await.unwrap();
+    assert_eq!(a.state.metrics.analyses_published.get(), 0, "fenced: the lease value is no longer its token");
+    assert_eq!(a.state.metrics.analysis_leases_held.get(), 0);
+    for k in &keys {
+        let result: Option<Vec<u8>> = redis::cmd("GET").arg(k.result()).query_async(&mut conn).await.unwrap();
+        assert!(result.is_none(), "nothing published under {}", k.result());
+    }
+    let own = verdicts(&a).await;
+    assert!(own.iter().all(|(score, _, _)| *score == 100), "it keeps its own analysis: {own:?}");
 }

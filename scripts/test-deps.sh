@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real services the test suite uses (redis-server, chromium) when missing, and the
+# Installs the real services the test suite uses (redis-server, chromium; openssl makes the
+# certificates of the TLS Redis test) when missing, and the
 # official Aztec node client the conformance tests run (npm packages pinned in
 # conformance/package-lock.json; needs node and npm).
 # Called by `make test`; a no-op when everything is already installed.
@@ -16,6 +17,7 @@ fi
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -44,6 +44,8 @@ pub struct LeaderGuard {
     table: Arc<Coalescer>,
     key: String,
     tx: watch::Sender<Option<Published>>,
+    /// `publish` ran: the entry is gone and the value set (drop has nothing left to do).
+    published: bool,
 }
 
 impl Coalescer {
@@ -55,7 +57,7 @@ impl Coalescer {
         }
         let (tx, rx) = watch::channel(None);
         map.insert(key.clone(), rx);
-        Role::Leader(LeaderGuard { table: Arc::clone(self), key, tx })
+        Role::Leader(LeaderGuard { table: Arc::clone(self), key, tx, published: false })
     }
 
     /// Keys in flight (for tests and the dashboard).
@@ -71,15 +73,18 @@ impl Coalescer {
 
 impl LeaderGuard {
     /// Publishes the leader's outcome to every joiner.
-    pub fn publish(self, p: Published) {
+    pub fn publish(mut self, p: Published) {
         self.table.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
         let _ = self.tx.send(Some(p));
+        self.published = true;
     }
 }
 
 impl Drop for LeaderGuard {
     fn drop(&mut self) {
-        // Runs after `publish` too; then the entry is gone and the value already set.
+        if self.published {
+            return;
+        }
         let mut map = self.table.inflight.lock().unwrap_or_else(|e| e.into_inner());
         if map.get(&self.key).is_some_and(|rx| rx.same_channel(&self.tx.subscribe())) {
             map.remove(&self.key);

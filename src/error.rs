@@ -140,6 +140,10 @@ pub enum CheckError {
     /// The analysis task panicked or was cancelled.
     #[error("analysis task failed: {0}")]
     Task(String),
+    /// The replica that analyses this node for the fleet failed so (`crate::lease`); the text
+    /// is its own error message.
+    #[error("{0} (reported by the analysing replica)")]
+    Peer(String),
 }
 
 impl serde::Serialize for CheckError {

@@ -61,7 +61,12 @@ pub fn client() -> HttpClient {
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE).pool_max_idle_per_host(1024).build(https)
+    // `http1_writev(false)`: head and body leave in one write (as on the server side).
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE)
+        .pool_max_idle_per_host(1024)
+        .http1_writev(false)
+        .build(https)
 }
 
 thread_local! {
@@ -285,8 +290,8 @@ async fn post(
     let mut req = Request::builder()
         .method(Method::POST)
         .uri(backend.uri.clone())
-        .header(CONTENT_TYPE, "application/json")
-        .header(ACCEPT_ENCODING, "gzip, deflate");
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .header(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate"));
     if let Ok(v) = HeaderValue::from_str(request_id) {
         req = req.header(X_REQUEST_ID.clone(), v);
     }

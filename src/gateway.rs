@@ -18,6 +18,7 @@ use crate::coalesce::Coalescer;
 use crate::config::Config;
 use crate::dispatch::HedgeBudget;
 use crate::forward::AnswerBudget;
+use crate::lease::Lease;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::ratelimit::RateLimiter;
@@ -33,15 +34,22 @@ use crate::validators::ValidatorWatch;
 pub fn build(config: Config) -> (AppState, Monitor) {
     let config = Arc::new(config);
     let pool = Arc::new(Pool::new(&config));
-    let state = state(Arc::clone(&config), Arc::clone(&pool), Arc::new(Metrics::new()));
-    let monitor = Monitor::new(config, pool, crate::forward::client()).with_validators(Arc::clone(&state.validators));
+    let metrics = Arc::new(Metrics::new());
+    let redis = config
+        .redis_url
+        .as_ref()
+        .map(|url| Shared::connect(url.expose().as_str(), config.redis_ca_file.as_deref(), Arc::clone(&metrics)));
+    let lease = redis.clone().map(|r| Lease::new(r, Arc::clone(&metrics)));
+    let state = state(Arc::clone(&config), Arc::clone(&pool), metrics, redis);
+    let monitor = Monitor::new(config, pool, crate::forward::client())
+        .with_validators(Arc::clone(&state.validators))
+        .with_lease(lease);
     (state, monitor)
 }
 
 /// The shared state for a configuration and pool; the cache and the limiter share one Redis
-/// connection when `REDIS_URL` is set.
-fn state(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>) -> AppState {
-    let redis = config.redis_url.as_ref().map(|url| Shared::connect(url.as_str(), Arc::clone(&metrics)));
+/// connection (`redis`, when `REDIS_URL` is set) with the monitor's analysis lease.
+fn state(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>, redis: Option<Arc<Shared>>) -> AppState {
     AppState::new(Inner {
         sticky: Sticky::new(),
         in_flight: Arc::new(Semaphore::new(config.max_concurrent_requests)),

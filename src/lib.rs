@@ -10,7 +10,8 @@
 //!   [`validators`]: the watched validators' duties judged across nodes.
 //! - [`upstream`]: backends, live counters, circuit breakers, the `ArcSwap` snapshot pool.
 //! - [`health`], [`monitor`]: probing nodes; the one background writer of the pool;
-//!   [`fork`]: hash agreement across nodes at equal heights.
+//!   [`fork`]: hash agreement across nodes at equal heights; [`lease`]: one analysis per node
+//!   for all replicas sharing a Redis.
 //! - [`selection`]: pure choice of a node (tiers + power of two choices).
 //! - [`forward`], [`wire`], [`dispatch`]: the pooled client; JSON-RPC to one node (encode, send,
 //!   match answers); one group of calls with failover.
@@ -37,6 +38,7 @@ pub mod gateway;
 pub mod health;
 pub mod integrity;
 pub mod jsonrpc;
+pub mod lease;
 pub mod methods;
 pub mod metrics;
 pub mod monitor;

@@ -9,6 +9,11 @@ use sentinel_proxy::simulator::{self, SimConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc malloc: the request path allocates and frees small buffers on two
+/// threads, where glibc spent about a tenth of the gateway's CPU (docs/perf/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Integrity-verifying JSON-RPC gateway and load balancer for Aztec nodes.
 #[derive(Parser, Debug)]
 #[command(

@@ -102,6 +102,14 @@ pub struct Metrics {
     pub buffered_answer_bytes: Gauge,
     /// Configuration reloads by result (`ok`, `invalid`, `error`).
     pub config_reloads: Family<ResultLabel, Counter>,
+    /// Nodes this replica analyses for every replica now (leases held, `crate::lease`).
+    pub analysis_leases_held: Gauge,
+    /// Analyses this replica published for the others.
+    pub analyses_published: Counter,
+    /// Analyses this replica adopted from the replica holding the node's lease.
+    pub analyses_adopted: Counter,
+    /// Analyses made alone with `REDIS_URL` set, by reason (`redis`, `unpublished`, `unreadable`).
+    pub analysis_fallback: Family<ReasonLabel, Counter>,
     /// Request items served (for `/health` totals; not registered, `requests` carries labels).
     pub served: Counter,
     /// Request items answered with a gateway error (for `/health` totals).
@@ -156,6 +164,10 @@ impl Metrics {
             accept_errors: Counter::default(),
             buffered_answer_bytes: Gauge::default(),
             config_reloads: Family::default(),
+            analysis_leases_held: Gauge::default(),
+            analyses_published: Counter::default(),
+            analyses_adopted: Counter::default(),
+            analysis_fallback: Family::default(),
             served: Counter::default(),
             failed: Counter::default(),
             registry: Registry::default(),
@@ -164,6 +176,7 @@ impl Metrics {
         m.register_backends(&mut registry);
         m.register_validators(&mut registry);
         m.register_resources(&mut registry);
+        m.register_analysis(&mut registry);
         registry.register("build", "Gateway version", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
         let start = Gauge::<i64>::default();
         start.set(gauge_value(crate::clock::unix_secs()));
@@ -219,6 +232,27 @@ impl Metrics {
             "Bytes of node answers held in memory now (bounded by MAX_BUFFERED_BYTES)",
             self.buffered_answer_bytes.clone(),
         );
+    }
+
+    /// The shared analysis across replicas (`crate::lease`, README "Shared analysis").
+    fn register_analysis(&self, r: &mut Registry) {
+        r.register(
+            "analysis_leases_held",
+            "Nodes whose validator stats this replica analyses for every replica",
+            self.analysis_leases_held.clone(),
+        );
+        r.register("analyses_published", "Analyses published for the other replicas", self.analyses_published.clone());
+        r.register(
+            "analyses_adopted",
+            "Analyses adopted from the replica holding the lease",
+            self.analyses_adopted.clone(),
+        );
+        r.register(
+            "analysis_fallback",
+            "Analyses made alone although REDIS_URL is set, by reason",
+            self.analysis_fallback.clone(),
+        );
+        let _ = self.analysis_fallback.get_or_create(&ReasonLabel { reason: "redis" });
     }
 
     /// Per-backend gauges, refreshed from the snapshot on scrape.

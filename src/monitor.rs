@@ -2,7 +2,8 @@
 //! backends in parallel, computes the corroborated tip and each node's lag, checks network
 //! identity, and publishes one new [`Snapshot`]. Every `INTEGRITY_CHECK_INTERVAL_MS` it fetches
 //! each ready node's validator stats (bounded by `MAX_STATS_BYTES`), analyses them off the async
-//! threads, applies cross-node consensus and publishes again. Tests call [`Monitor::run_once`]
+//! threads, applies cross-node consensus and publishes again; with `REDIS_URL`, one replica
+//! analyses each node for all of them ([`crate::lease`]). Tests call [`Monitor::run_once`]
 //! and [`Monitor::check_integrity`] directly instead of waiting for the loop.
 
 use std::collections::HashMap;
@@ -17,10 +18,12 @@ use crate::error::CheckError;
 use crate::fork::{self, Commitment};
 use crate::forward::{self, HttpClient};
 use crate::health::{self, Probe, ProbeError, TipsMethod};
-use crate::integrity::{self, Analysis, IntegrityParams, IntegrityStatus};
+use crate::integrity::{self, Analysis, IntegrityParams};
+use crate::lease::{Checked, Lease, NodeKey};
 use crate::upstream::{BackendView, Health, Integrity, Namespace, Pool, Snapshot, Unroutable};
 use crate::validators::ValidatorWatch;
 use crate::wire;
+use changes::{log_fork_change, log_health_change, log_verdict_change};
 pub use reconfigure::Reconfigure;
 
 /// The monitor task's private state (only it touches this).
@@ -41,6 +44,8 @@ pub struct Monitor {
     detected: bool,
     /// Where the validator watch report is published after each integrity pass.
     validators: Arc<ValidatorWatch>,
+    /// The analyser election among replicas sharing a Redis (`None` without `REDIS_URL`).
+    lease: Option<Lease>,
     /// New configurations from `reload` ([`Monitor::with_reloads`]).
     reloads: Option<tokio::sync::mpsc::Receiver<Reconfigure>>,
 }
@@ -60,8 +65,15 @@ impl Monitor {
             params,
             detected: false,
             validators: Arc::default(),
+            lease: None,
             reloads: None,
         }
+    }
+
+    /// Shares each node's analysis with the other replicas through `lease`.
+    pub fn with_lease(mut self, lease: Option<Lease>) -> Monitor {
+        self.lease = lease;
+        self
     }
 
     /// Publishes the validator watch report (`WATCH_VALIDATORS`) into `watch`, shared with
@@ -135,17 +147,17 @@ impl Monitor {
         self.detect_epoch_params().await;
         let snap = self.pool.snapshot();
         let fetches = snap.backends.iter().map(|v| self.analyse_one(v));
-        let results: Vec<Option<Result<Analysis, CheckError>>> = join_all(fetches).await;
+        let results: Vec<Option<Checked>> = join_all(fetches).await;
         let mut good: Vec<(String, Analysis)> = Vec::new();
-        let mut slot_of: Vec<Option<usize>> = vec![None; results.len()];
+        let mut slot_of: Vec<Option<(usize, u64)>> = vec![None; results.len()];
         let mut errors: Vec<Option<CheckError>> = vec![None; results.len()];
         for (i, r) in results.into_iter().enumerate() {
             match r {
-                Some(Ok(a)) => {
-                    slot_of[i] = Some(good.len());
+                Some(Checked { result: Ok(a), at }) => {
+                    slot_of[i] = Some((good.len(), at));
                     good.push((snap.backends[i].backend.name.clone(), a));
                 }
-                Some(Err(e)) => errors[i] = Some(e),
+                Some(Checked { result: Err(e), .. }) => errors[i] = Some(e),
                 None => {}
             }
         }
@@ -158,8 +170,8 @@ impl Monitor {
             .enumerate()
             .map(|(i, v)| {
                 let mut integrity = v.integrity.clone();
-                if let Some(j) = slot_of[i] {
-                    integrity = Integrity { verdict: good[j].1.verdict.clone(), checked_at: Some(now), error: None };
+                if let Some((j, at)) = slot_of[i] {
+                    integrity = Integrity { verdict: good[j].1.verdict.clone(), checked_at: Some(at), error: None };
                 } else if let Some(e) = errors[i].take() {
                     integrity.error = Some(e);
                 }
@@ -187,11 +199,24 @@ impl Monitor {
         self.validators.publish(report);
     }
 
-    /// Fetches and analyses one backend's stats; `None` when it is not ready (not checked).
-    async fn analyse_one(&self, v: &BackendView) -> Option<Result<Analysis, CheckError>> {
+    /// One backend's check: adopted from the replica holding its lease, else fetched and
+    /// analysed here; `None` when it is not ready (not checked, and its lease not renewed).
+    async fn analyse_one(&self, v: &BackendView) -> Option<Checked> {
         if !v.health.ready {
             return None;
         }
+        let analyse = self.fetch_and_analyse(v);
+        Some(match &self.lease {
+            Some(lease) => {
+                let key = NodeKey::new(&v.backend.url, &self.params, &self.config.watch_validators);
+                lease.check(&key, self.config.integrity_interval * 2, analyse).await
+            }
+            None => Checked::now(analyse.await),
+        })
+    }
+
+    /// Fetches and analyses one backend's stats.
+    async fn fetch_and_analyse(&self, v: &BackendView) -> Result<Analysis, CheckError> {
         let method = health::full_name(&v.backend, "getValidatorsStats");
         let request = wire::encode(std::iter::once((method.as_str(), None)));
         let (timeout, limit) = (self.config.request_timeout, self.config.max_stats_bytes);
@@ -199,16 +224,16 @@ impl Monitor {
         let fetched = forward::send_limited(&self.client, &v.backend, request, "integrity", timeout, limit).await;
         let body = match fetched {
             Ok(reply) => reply.body,
-            Err(e) => return Some(Err(CheckError::Fetch(e))),
+            Err(e) => return Err(CheckError::Fetch(e)),
         };
         let (params, watch) = (self.params.clone(), self.config.watch_validators.clone());
         let analysed =
             tokio::task::spawn_blocking(move || integrity::analyse_response_watching(&body, &params, &watch)).await;
-        Some(match analysed {
+        match analysed {
             Ok(Ok(a)) => Ok(a),
             Ok(Err(e)) => Err(CheckError::Analysis(e)),
             Err(e) => Err(CheckError::Task(e.to_string())),
-        })
+        }
     }
 
     /// Reads `epochDuration` / `targetCommitteeSize` from a v5+ node unless configured.
@@ -342,17 +367,6 @@ pub fn assess(config: &Config, prev: &Snapshot, probes: &[Result<Probe, ProbeErr
     Snapshot { backends, best_tip: best, finalized, reorgs: prev.reorgs + u64::from(reorged) }
 }
 
-fn log_fork_change(prev: &BackendView, next: &Health) {
-    let name = &prev.backend.name;
-    match &next.fork {
-        Some(f) if f.finalized => {
-            tracing::error!(backend = %name, state = %f, "hash disagreement at a finalized height")
-        }
-        Some(f) => tracing::warn!(backend = %name, state = %f, "hash disagreement"),
-        None => tracing::info!(backend = %name, "hashes agree with the fleet again"),
-    }
-}
-
 /// Health of one backend from its probe.
 fn judge(
     config: &Config,
@@ -413,37 +427,7 @@ impl Health {
     }
 }
 
-fn log_health_change(prev: &BackendView, next: &Health) {
-    let name = &prev.backend.name;
-    let reason = next.reason.as_ref().map(ToString::to_string).unwrap_or_default();
-    match (prev.health.healthy, next.healthy) {
-        (true, false) => tracing::warn!(backend = %name, %reason, "backend became unroutable"),
-        (false, true) => tracing::info!(backend = %name, tip = next.tip, "backend became routable"),
-        // A lag growing by one block is not a new reason: log when the kind changes.
-        (false, false)
-            if prev.health.reason.as_ref().map(Unroutable::kind) != next.reason.as_ref().map(Unroutable::kind) =>
-        {
-            tracing::warn!(backend = %name, %reason, "backend not routable");
-        }
-        _ => {}
-    }
-}
-
-fn log_verdict_change(prev: &BackendView, next: &Integrity) {
-    let (a, b) = (&prev.integrity.verdict, &next.verdict);
-    if a.status != b.status || a.kind != b.kind {
-        let level_bad = b.status == IntegrityStatus::Bad;
-        if level_bad {
-            tracing::warn!(backend = %prev.backend.name, score = b.score, status = ?b.status, kind = ?b.kind, inconsistent = ?b.inconsistent_epochs, missing = ?b.missing_epochs, "integrity verdict changed");
-        } else {
-            tracing::info!(backend = %prev.backend.name, score = b.score, status = ?b.status, kind = ?b.kind, "integrity verdict changed");
-        }
-    }
-    if let Some(error) = next.error.as_ref().filter(|&e| prev.integrity.error.as_ref() != Some(e)) {
-        tracing::warn!(backend = %prev.backend.name, %error, "integrity check failed");
-    }
-}
-
+mod changes;
 mod reconfigure;
 #[cfg(test)]
 mod tests;

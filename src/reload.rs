@@ -38,6 +38,7 @@ pub const START_ONLY: &[&str] = &[
     "PROXY_LISTEN",
     "LOG_FORMAT",
     "REDIS_URL",
+    "REDIS_CA_FILE",
     "CACHE_MAX_BYTES",
     "RATE_LIMIT_RPS",
     "RATE_LIMIT_BURST",
@@ -278,6 +279,7 @@ fn keep_start_only(next: &mut Config, running: &Config) {
     next.listen = running.listen;
     next.log_format = running.log_format;
     next.redis_url.clone_from(&running.redis_url);
+    next.redis_ca_file.clone_from(&running.redis_ca_file);
     next.cache_max_bytes = running.cache_max_bytes;
     next.rate_limit_rps = running.rate_limit_rps;
     next.rate_limit_burst = running.rate_limit_burst;

@@ -1,6 +1,7 @@
 //! `SENTINEL_BACKENDS` entries and showing URLs safely: node URLs may carry credentials or API
 //! keys (userinfo, query string), so every URL a person can see goes through [`redact_url`] or
-//! [`redact_str`].
+//! [`redact_str`]; the Redis URL (often with a password) is a [`SecretUrl`], redacted even in
+//! `Debug` output.
 
 use url::Url;
 
@@ -50,6 +51,54 @@ fn default_name(url: &Url) -> String {
     match url.port() {
         Some(p) => format!("{host}:{p}"),
         None => host.to_owned(),
+    }
+}
+
+/// A URL that carries a secret (the Redis password): `Debug` and `Display` show it redacted
+/// ([`redact_url`]); only [`SecretUrl::expose`] gives it whole, to connect with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(Url);
+
+impl SecretUrl {
+    /// A Redis URL: `redis://`, `rediss://` (TLS) or `redis+unix://`, with an optional
+    /// `user:password@` and database, as the Redis client will read it.
+    ///
+    /// # Errors
+    /// Why the text is not such a URL (never containing the text itself).
+    pub fn redis(raw: &str) -> Result<SecretUrl, String> {
+        let expected = "expected redis[s]://[user:password@]host:port[/db]";
+        let url = Url::parse(raw).map_err(|e| format!("{e}; {expected}"))?;
+        if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix") {
+            return Err(format!("scheme {:?} is not redis, rediss or redis+unix; {expected}", url.scheme()));
+        }
+        redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(|e| format!("{e}; {expected}"))?;
+        Ok(SecretUrl(url))
+    }
+
+    /// The whole URL, credentials included: only for connecting, never for showing.
+    pub fn expose(&self) -> &Url {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretUrl({self})")
+    }
+}
+
+/// `REDIS_CA_FILE`: a readable file holding at least one PEM certificate.
+pub(super) fn ca_file(path: &str) -> Result<std::path::PathBuf, String> {
+    match std::fs::read_to_string(path) {
+        Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => Ok(path.into()),
+        Ok(_) => Err(format!("{path:?} holds no PEM certificate")),
+        Err(e) => Err(format!("{path:?}: {e}")),
     }
 }
 

@@ -12,9 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use url::Url;
 
-use super::backends::{parse_backends, redact_str, redact_url};
+use super::backends::{ca_file, parse_backends, redact_str, redact_url, SecretUrl};
 use super::sources::Reader;
 use super::{Config, LogFormat, DEFAULT_DENY};
 
@@ -242,15 +241,26 @@ pub static KEYS: &[Key] = &[
     Key {
         name: "REDIS_URL",
         default: "",
-        doc: "cache tier 2 and rate limits shared by replicas, e.g. redis://127.0.0.1:6379/0",
+        doc: "Redis shared by replicas (cache tier 2, rate limits, one analysis per node), e.g. redis://127.0.0.1:6379/0 or rediss://:password@host:6380",
         parse: |r, c| {
             let Some(v) = r.value().map(str::to_owned) else { return };
-            match Url::parse(&v) {
-                Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix") => c.redis_url = Some(u),
-                _ => r.problem(format!("REDIS_URL={:?}: expected redis://host:port[/db]", redact_str(&v))),
+            match SecretUrl::redis(&v) {
+                Ok(u) => c.redis_url = Some(u),
+                Err(why) => r.problem(format!("REDIS_URL={:?}: {why}", redact_str(&v))),
             }
         },
-        show: Some(|c| c.redis_url.as_ref().map(redact_url).unwrap_or_default()),
+        show: Some(|c| c.redis_url.as_ref().map(ToString::to_string).unwrap_or_default()),
+    },
+    Key {
+        name: "REDIS_CA_FILE",
+        default: "",
+        doc: "PEM file of the CA certificates a rediss:// server is verified with, instead of the public roots",
+        parse: |r, c| match r.value().map(ca_file) {
+            Some(Ok(path)) => c.redis_ca_file = Some(path),
+            Some(Err(why)) => r.problem(format!("REDIS_CA_FILE: {why}")),
+            None => {}
+        },
+        show: Some(|c| c.redis_ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
     },
     Key {
         name: "RATE_LIMIT_RPS",

@@ -20,11 +20,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use url::Url;
 
 use crate::integrity::IntegrityParams;
 
-pub use backends::{redact_str, redact_url, BackendConfig};
+pub use backends::{redact_str, redact_url, BackendConfig, SecretUrl};
 pub use keys::{Key, KEYS};
 use sources::Reader;
 pub use sources::Sources;
@@ -77,8 +76,10 @@ pub struct Config {
     pub cache_max_bytes: u64,
     /// Longest life of a cached volatile answer.
     pub cache_volatile: Duration,
-    /// Shared cache / rate-limit tier.
-    pub redis_url: Option<Url>,
+    /// Redis shared by replicas (cache tier, rate limits, analysis lease); redacted when shown.
+    pub redis_url: Option<SecretUrl>,
+    /// CA certificates (PEM) a `rediss://` server is verified with instead of the public roots.
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// Per-client requests per second (0 = off).
     pub rate_limit_rps: u32,
     /// Per-client burst.
@@ -179,6 +180,7 @@ impl Config {
             cache_max_bytes: 0,
             cache_volatile: Duration::ZERO,
             redis_url: None,
+            redis_ca_file: None,
             rate_limit_rps: 0,
             rate_limit_burst: 0,
             rate_limit_ipv6_prefix: 64,
@@ -327,6 +329,27 @@ mod tests {
         let err = Config::from_sources(&s, true).unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
         assert!(err.0.iter().any(|p| p.contains("WATCH_VALIDATORS entry \"0x12\"")), "{err}");
+    }
+
+    #[test]
+    fn redis_urls_with_tls_and_passwords_are_accepted_and_never_shown() {
+        for url in
+            ["rediss://default:s3cret@redis.example.com:6380/0", "redis://:s3cret@10.0.0.7:6379/2", "rediss://r.io"]
+        {
+            let c = Config::from_sources(&src(&[("REDIS_URL", url)]), true).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let redis = c.redis_url.as_ref().unwrap();
+            let (shown, debug) = (c.describe(), format!("{c:?}"));
+            assert!(!shown.contains("s3cret") && !debug.contains("s3cret") && !redis.to_string().contains("s3cret"));
+            assert!(shown.contains(&format!("REDIS_URL={redis}\n")), "{shown}");
+            assert_eq!(redis.expose().password().is_some(), url.contains("s3cret"));
+            assert!(redis::Client::open(redis.expose().as_str()).is_ok(), "{url}: the client takes it (TLS built in)");
+        }
+        for bad in ["http://:s3cret@h:6379", "redis://:s3cret@h:6379/db0", "redis//:s3cret@h:6379"] {
+            let err = Config::from_sources(&src(&[("REDIS_URL", bad)]), true).unwrap_err().to_string();
+            assert!(err.contains("REDIS_URL=") && !err.contains("s3cret"), "{err}");
+        }
+        let err = Config::from_sources(&src(&[("REDIS_CA_FILE", "/nonexistent/ca.pem")]), true).unwrap_err();
+        assert!(err.to_string().contains("REDIS_CA_FILE: \"/nonexistent/ca.pem\": "), "{err}");
     }
 
     #[test]

@@ -4,14 +4,14 @@
 //!
 //! Cross-node judging lives in `crate::validators`; this only says what one node saw.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::parse::{family, Family, StatsDoc};
 use super::verdict::Analysis;
 use super::IntegrityStatus;
 
 /// What one history record says about a watched validator's duty.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Duty {
     /// `attestation-sent`.
@@ -46,7 +46,7 @@ impl Duty {
 }
 
 /// One node's view of the watched validators over its analysed window.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchedDuties {
     /// The node's sentinel is off (`{"stats":{},"slotWindow":0}`): it covers nothing.
     pub sentinel_off: bool,

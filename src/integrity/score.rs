@@ -16,7 +16,8 @@ use super::IntegrityParams;
 const DISPUTE_POINTS: i128 = 40;
 
 /// Record counts of one window epoch, plus consensus disputes. Filled by `tally`, scored here.
-#[derive(Clone, Debug)]
+/// Serialised without the disputes, which consensus recomputes on every pass.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct EpochTally {
     /// Epoch number.
     pub(crate) epoch: u64,
@@ -31,6 +32,7 @@ pub(crate) struct EpochTally {
     /// V: distinct validators with at least one record.
     pub(crate) validators: u64,
     /// Slots where the majority of nodes saw the other proposer outcome.
+    #[serde(skip)]
     pub(crate) disputes: Vec<Dispute>,
 }
 

@@ -255,3 +255,25 @@ fn as_str_names_match_the_health_document() {
         assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
     }
 }
+
+/// An analysis another replica published (JSON through Redis) goes through consensus exactly as
+/// the one made here: same outcomes, same tallies, same verdict after a dispute.
+#[test]
+fn a_published_analysis_takes_part_in_consensus_like_its_original() {
+    let good = healthy(99, 109, &["checkpoint-mined"]);
+    let mut odd = healthy(99, 109, &["checkpoint-mined"]);
+    odd.set_proposer_status(105 * S + 3, "checkpoint-missed");
+    let analyse = |d: &Doc| analyse_stats(d.json().as_bytes(), &params()).unwrap();
+    let through_json = |a: &Analysis| -> Analysis { serde_json::from_slice(&serde_json::to_vec(a).unwrap()).unwrap() };
+    let original: Vec<(String, Analysis)> =
+        vec![("a".into(), analyse(&good)), ("b".into(), analyse(&good)), ("c".into(), analyse(&odd))];
+    let mut local = original.clone();
+    let mut adopted: Vec<(String, Analysis)> = original.iter().map(|(n, a)| (n.clone(), through_json(a))).collect();
+    apply_consensus(&mut local, &params());
+    apply_consensus(&mut adopted, &params());
+    for ((_, l), (_, r)) in local.iter().zip(&adopted) {
+        assert_eq!(l.outcomes, r.outcomes);
+        assert_eq!(serde_json::to_value(&l.verdict).unwrap(), serde_json::to_value(&r.verdict).unwrap());
+    }
+    assert!(adopted[2].1.verdict.inconsistent_epochs.contains(&105), "{:?}", adopted[2].1.verdict);
+}

@@ -5,13 +5,13 @@
 //! that derives the verdict's scores from the tallies, so the first analysis and the
 //! post-consensus recomputation can never disagree on the rules.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::score::{self, EpochTally};
 use super::{status_for, IntegrityParams};
 
 /// Integrity status of a node (docs/integrity.md#node-score-and-status).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IntegrityStatus {
     /// Node score 100.
@@ -47,7 +47,7 @@ impl IntegrityStatus {
 }
 
 /// History depth class of a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeKind {
     /// History spans more than `archiver_threshold_epochs` epochs.
@@ -67,7 +67,7 @@ impl NodeKind {
 }
 
 /// Score and findings of one epoch of the window.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochReport {
     /// Epoch number.
     pub epoch: u64,
@@ -78,7 +78,7 @@ pub struct EpochReport {
 }
 
 /// Integrity verdict on one node, as published in `/health`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Verdict {
     /// Node score 0..=100 (0 when the status is `unknown`).
     pub score: u8,
@@ -101,7 +101,7 @@ pub struct Verdict {
 /// Per-slot proposer outcome seen by one node (true = mined/produced family, false = missed
 /// family), over the analysed window; used for consensus. A slot with both kinds of proposer
 /// record counts as mined. Sorted by slot.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotOutcomes(Vec<(u64, bool)>);
 
 impl SlotOutcomes {
@@ -132,8 +132,9 @@ impl SlotOutcomes {
     }
 }
 
-/// A node's analysis: its verdict plus what cross-node consensus needs.
-#[derive(Clone, Debug)]
+/// A node's analysis: its verdict plus what cross-node consensus needs. Serialisable so that
+/// one replica can publish it for the others (`crate::lease`), before consensus.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Analysis {
     /// The verdict; recomputed by [`crate::integrity::apply_consensus`].
     pub verdict: Verdict,

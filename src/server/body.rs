@@ -19,14 +19,14 @@ const SLICE: usize = 64 << 10;
 
 /// A response body that keeps its answers' budget charges until it has been fully taken.
 #[derive(Debug)]
-pub(super) struct ChargedBody {
+pub(crate) struct ChargedBody {
     rest: Bytes,
     charges: Vec<Charge>,
 }
 
 impl ChargedBody {
     /// `data`, keeping `charges` (dropped with the body, or once the last slice is taken).
-    pub(super) fn new(data: Vec<u8>, charges: Vec<Charge>) -> ChargedBody {
+    pub(crate) fn new(data: Vec<u8>, charges: Vec<Charge>) -> ChargedBody {
         let charges = charges.into_iter().filter(|c| !c.is_empty()).collect();
         ChargedBody { rest: Bytes::from(data), charges }
     }

@@ -109,7 +109,10 @@ pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationT
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // `writev(false)`: head and body leave in one contiguous write. JSON-RPC answers are small,
     // and on loopback this cost the kernel less than a two-piece writev (bench/: block scenario).
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(idle).keep_alive(true).writev(false);
+    // No hyper `header_read_timeout`: it arms a boxed timer for every request head. A connection
+    // that trickles its head has nothing in flight, so the idle deadline of `serve_connection`
+    // closes it anyway (at most `CLOSE_WAIT` later).
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None).keep_alive(true).writev(false);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(idle)).keep_alive_timeout(idle);
     let builder = Arc::new(builder);
     let connections = TaskTracker::new();

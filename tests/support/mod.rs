@@ -187,10 +187,18 @@ fn rand_suffix() -> u64 {
 impl RedisServer {
     /// Starts redis-server; panics with an install hint when it is missing.
     pub async fn start() -> RedisServer {
+        RedisServer::start_with(&[]).await
+    }
+
+    /// Starts redis-server with `extra` arguments after the defaults (later ones win, e.g.
+    /// `--port 0 --tls-port {port}` for TLS only); `{port}` stands for the chosen port.
+    pub async fn start_with(extra: &[&str]) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = TempDir::new("redis");
+        let extra = extra.iter().map(|a| a.replace("{port}", &port.to_string()));
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
             .arg("--dir")
             .arg(&dir.0)
             .stdout(std::process::Stdio::null())

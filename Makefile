@@ -1,7 +1,7 @@
 # sentinel-proxy — common tasks. `make test` is what CI runs (.ci/run).
 CARGO ?= cargo
 
-.PHONY: build run demo test screenshot bench watch fmt lint
+.PHONY: build run demo test screenshot bench descriptors fuzz watch fmt lint
 
 build:
 	$(CARGO) build --release
@@ -27,6 +27,16 @@ screenshot:
 
 bench:
 	./bench/run.sh
+
+# 21,000 silent connections against a gateway at ulimit -n 20000: descriptors held versus
+# normal clients served (markdown on stdout).
+descriptors:
+	./bench/descriptors.sh
+
+# Every fuzz target (fuzz/) for FUZZ_SECONDS each; fails on a crash. Stable toolchain is enough.
+FUZZ_SECONDS ?= 60
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
 
 watch:
 	@if command -v cargo-watch >/dev/null 2>&1; then cargo watch -x 'test --all-targets'; \

@@ -1,7 +1,7 @@
 # sentinel-proxy — common tasks. `make test` is what CI runs (.ci/run).
 CARGO ?= cargo
 
-.PHONY: build run demo test screenshot bench watch fmt lint
+.PHONY: build run demo test screenshot bench chaos soak descriptors fuzz watch fmt lint
 
 build:
 	$(CARGO) build --release
@@ -27,6 +27,30 @@ screenshot:
 
 bench:
 	./bench/run.sh
+
+# Chaos against the release gateway: ~200 clients, nodes killed, hung, garbled, lagged and
+# re-rolled; each run rewrites its own section of RELIABILITY.md (`cargo test --test chaos` is
+# the short CI version). CHAOS_SECS / SOAK_SECS change the length.
+CHAOS_SECS ?= 60
+SOAK_SECS ?= 600
+
+chaos:
+	$(CARGO) build --release --bin sentinel-proxy --example chaos
+	$(CARGO) run --release --example chaos -- chaos $(CHAOS_SECS)
+
+soak:
+	$(CARGO) build --release --bin sentinel-proxy --example chaos
+	$(CARGO) run --release --example chaos -- soak $(SOAK_SECS)
+
+# 21,000 silent connections against a gateway at ulimit -n 20000: descriptors held versus
+# normal clients served (markdown on stdout).
+descriptors:
+	./bench/descriptors.sh
+
+# Every fuzz target (fuzz/) for FUZZ_SECONDS each; fails on a crash. Stable toolchain is enough.
+FUZZ_SECONDS ?= 60
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
 
 watch:
 	@if command -v cargo-watch >/dev/null 2>&1; then cargo watch -x 'test --all-targets'; \

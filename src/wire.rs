@@ -39,8 +39,9 @@ pub fn encode_for(backend: &Backend, calls: &[Outbound]) -> Bytes {
 }
 
 /// Puts a node's answers back in call order by internal id (by position when an answer has no
-/// usable id). A lone error object answering a batch (e.g. the node's own batch limit) applies
-/// to every call. `None` when some call got no answer.
+/// id or a null one). An answer with any other id answers no call of ours and is dropped. A
+/// lone error object answering a batch (e.g. the node's own batch limit) applies to every call.
+/// `None` when some call got no answer.
 pub fn match_answers(body: &[u8], n: usize) -> Option<Vec<Outcome>> {
     match_answers_from(body, n, false)
 }
@@ -60,7 +61,13 @@ pub fn match_answers_from(body: &[u8], n: usize, strict: bool) -> Option<Vec<Out
     }
     let mut slots: Vec<Option<Outcome>> = vec![None; n];
     for (pos, a) in answers.into_iter().enumerate() {
-        let idx = a.id.as_deref().and_then(|id| id.parse::<usize>().ok()).unwrap_or(pos);
+        // `id` is `None` for a missing or null id. Any other id that is not one of ours (a
+        // string, a float, a number past usize) must not fill the slot at its position.
+        let idx = match a.id.as_deref().map(str::parse::<usize>) {
+            None => pos,
+            Some(Ok(id)) => id,
+            Some(Err(_)) => continue,
+        };
         if let Some(slot) = slots.get_mut(idx) {
             *slot = Some(a.outcome);
         }
@@ -129,6 +136,13 @@ mod tests {
             (r#"[{"id":0,"result":1}]"#, 2, None),
             (r#"[{"id":0,"result":1},{"id":7,"result":2}]"#, 2, None),
             (r#"{"id":0}"#, 1, Some(vec!["null"])),
+            (r#"[{"id":0,"result":1},{"id":null,"result":2}]"#, 2, Some(vec!["1", "2"])),
+            // Found by fuzz/fuzz_targets/answers.rs: ids we never sent went to the call at
+            // their position.
+            (r#"[{"id":0,"result":1},{"id":"x","result":2}]"#, 2, None),
+            (r#"[{"id":0,"result":1},{"id":"1","result":2}]"#, 2, None),
+            (r#"[{"id":0,"result":1},{"id":1.5,"result":2}]"#, 2, None),
+            (r#"[{"id":0,"result":1},{"id":18446744073709551617,"result":2}]"#, 2, None),
             (r#"not json"#, 1, None),
         ];
         assert_eq!(match_answers_from(br#"{"id":0}"#, 1, true).map(|o| codes(&o)), None, "bare from a 5.2+ node");

@@ -201,7 +201,7 @@ struct TxHashField {
 }
 
 /// The hash a node files a transaction under: its `txHash` string, or one derived from the JSON.
-fn tx_hash(node: &NodeState, raw: &RawValue) -> Result<String, RpcError> {
+pub(crate) fn tx_hash(node: &NodeState, raw: &RawValue) -> Result<String, RpcError> {
     let fields: TxHashField =
         serde_json::from_str(raw.get()).map_err(|_| RpcError::invalid_params("Expected object, received other (0)"))?;
     if let Some(serde_json::Value::String(h)) = fields.tx_hash {

@@ -75,6 +75,12 @@ impl SimNode {
         self.state.calls(method)
     }
 
+    /// Every `sendTx` hash this node received (lowercase) and how many times, counted on
+    /// arrival whatever the faults do with it: more than one arrival fleet-wide is a duplicate.
+    pub fn tx_arrivals(&self) -> std::collections::HashMap<String, u32> {
+        self.state.tx_arrivals()
+    }
+
     /// The current proposed tip, ignoring the `lag_blocks` fault.
     pub fn tip(&self) -> u64 {
         self.state.tip()

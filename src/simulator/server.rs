@@ -24,6 +24,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use serde_json::value::RawValue;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -31,6 +32,7 @@ use tracing::Instrument as _;
 use super::answer::{answer, needs_history};
 use super::config::ApiVersion;
 use super::faults::Faults;
+use super::handlers::tx_hash;
 use super::rpc::{self, error_body, Parsed, RpcError, INTERNAL_ERROR};
 use super::state::NodeState;
 
@@ -188,10 +190,21 @@ fn count_calls(node: &NodeState, parsed: &Parsed<'_>) {
         Parsed::Fail(_) => &[],
     };
     for item in items {
-        if let Ok((name, _)) = &item.call {
+        if let Ok((name, params)) = &item.call {
             node.count_call(name);
+            if name.ends_with("sendTx") {
+                if let Some(hash) = params.and_then(|p| send_tx_hash(node, p)) {
+                    node.count_tx(&hash);
+                }
+            }
         }
     }
+}
+
+/// The hash of a `sendTx`'s transaction, as the mempool would file it.
+fn send_tx_hash(node: &NodeState, params: &RawValue) -> Option<String> {
+    let params: Vec<&RawValue> = serde_json::from_str(params.get()).ok()?;
+    tx_hash(node, params.first()?).ok()
 }
 
 /// Reads (and if needed gunzips) a JSON-RPC body, or the error reply the real node would give.

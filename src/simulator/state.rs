@@ -94,6 +94,8 @@ pub(crate) struct NodeState {
     requests: AtomicU64,
     calls: Vec<AtomicU64>,
     other_calls: Mutex<HashMap<String, u64>>,
+    /// Every `sendTx` hash received and how often, faults or not (duplicate detection).
+    tx_arrivals: Mutex<HashMap<String, u32>>,
     pub(crate) pool: Mutex<TxPool>,
     history: Mutex<Option<Arc<History>>>,
 }
@@ -109,6 +111,7 @@ impl NodeState {
             requests: AtomicU64::new(0),
             calls: (0..Method::ALL.len()).map(|_| AtomicU64::new(0)).collect(),
             other_calls: Mutex::new(HashMap::new()),
+            tx_arrivals: Mutex::new(HashMap::new()),
             pool: Mutex::new(TxPool::default()),
             history: Mutex::new(None),
             cfg,
@@ -152,6 +155,16 @@ impl NodeState {
             Some(m) => self.calls[m as usize].load(Ordering::Relaxed),
             None => lock(&self.other_calls).get(method).copied().unwrap_or(0),
         }
+    }
+
+    /// Counts one arrival of the `sendTx` with this hash (lowercase).
+    pub(crate) fn count_tx(&self, hash: &str) {
+        *lock(&self.tx_arrivals).entry(hash.to_ascii_lowercase()).or_default() += 1;
+    }
+
+    /// Every `sendTx` hash received so far and how many times.
+    pub(crate) fn tx_arrivals(&self) -> HashMap<String, u32> {
+        lock(&self.tx_arrivals).clone()
     }
 
     /// The proposed tip right now, ignoring lag.

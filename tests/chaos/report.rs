@@ -131,7 +131,7 @@ fn phase_table(out: &mut String, o: &Outcome) {
     out.push('\n');
 }
 
-/// RSS, descriptors and threads: start, after the first cycle (warm), quarters, end, extremes.
+/// RSS, descriptors and threads: start, after the first cycle (warm), then every tenth of the run.
 fn process_table(out: &mut String, samples: &[Sample], warm_s: f64) {
     let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
         out.push_str("No process samples.\n\n");
@@ -157,14 +157,8 @@ fn process_table(out: &mut String, samples: &[Sample], warm_s: f64) {
         max_fds
     );
     out.push_str("| when | t s | RSS MiB | descriptors | threads |\n|---|--:|--:|--:|--:|\n");
-    let rows = [
-        ("start", first),
-        ("after cycle 1", warm),
-        ("25 %", at(0.25)),
-        ("50 %", at(0.5)),
-        ("75 %", at(0.75)),
-        ("end", last),
-    ];
+    let mut rows = vec![("start".to_owned(), first), ("after cycle 1".to_owned(), warm)];
+    rows.extend((1..=10).map(|tenth| (format!("{} %", tenth * 10), at(f64::from(tenth) / 10.0))));
     for (label, s) in rows {
         let _ = writeln!(out, "| {label} | {:.0} | {:.1} | {} | {} |", s.at_s, mib(s.rss_kb), s.fds, s.threads);
     }

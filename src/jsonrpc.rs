@@ -68,9 +68,14 @@ struct RawCall<'a> {
 /// Parses a client body.
 ///
 /// # Errors
-/// [`BodyError::Parse`] for malformed JSON, [`BodyError::Invalid`] for an empty batch or a
-/// scalar body.
+/// [`BodyError::Parse`] for malformed JSON (invalid UTF-8 included), [`BodyError::Invalid`]
+/// for an empty batch or a scalar body.
 pub fn parse_body(bytes: &[u8]) -> Result<Body, BodyError> {
+    // serde_json skips members it ignores without checking their UTF-8, so a body with invalid
+    // bytes in an unknown member parsed as a call (fuzz/fuzz_targets/request.rs): check first.
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(BodyError::Parse(e.to_string()));
+    }
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         Some(b'[') => {

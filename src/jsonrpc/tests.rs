@@ -39,6 +39,9 @@ fn bad_bodies() {
     assert!(matches!(parse_body(b"[]"), Err(BodyError::Invalid(_))));
     assert!(matches!(parse_body(b"42"), Err(BodyError::Invalid(_))));
     assert!(matches!(parse_body(b""), Err(BodyError::Invalid(_))));
+    // Found by the request fuzz target: invalid UTF-8 in an ignored member was accepted.
+    let not_utf8 = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"aztec_getBlockNumber\",\"x\":\"\xff\"}";
+    assert!(matches!(parse_body(not_utf8), Err(BodyError::Parse(_))));
     let items = calls(r#"[1, {"id":2}, {"id":3,"method":"m","params":{"a":1}}]"#);
     assert!(items.iter().all(|i| matches!(i, Item::Invalid { .. })));
 }

@@ -12,6 +12,8 @@
 #   FUZZ_TARGET_DIR  where the instrumented build goes (default $CARGO_TARGET_DIR/fuzz, else
 #                    target/fuzz); it compiles every dependency once more, with coverage
 #   FUZZ_TARGETS     a subset of the targets, space-separated
+#   FUZZ_DEV=1       build in the dev profile (no optimisation, debug assertions on): a much
+#                    quicker build for a smoke run (CI uses it with FUZZ_SANITIZER=none)
 # The generated corpus grows in fuzz/corpus/<target>/ (not committed); fuzz/seeds/<target>/
 # holds the committed seeds (real requests, simulator answers, stats documents, configs).
 set -euo pipefail
@@ -30,6 +32,9 @@ fi
 
 TARGETS=${FUZZ_TARGETS:-$(cargo fuzz list)}
 OPTS=(--sanitizer "$SANITIZER" --target-dir "$TARGET_DIR")
+if [ "${FUZZ_DEV:-0}" = 1 ]; then
+    OPTS+=(--dev)
+fi
 
 echo "== fuzz build (sanitizer $SANITIZER, target dir $TARGET_DIR)"
 start=$(date +%s)

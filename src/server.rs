@@ -275,6 +275,7 @@ fn client_ip(trusted: &[IpNet], peer: IpAddr, headers: &HeaderMap) -> IpAddr {
 
 mod body;
 mod listen;
+mod silent;
 pub use listen::serve;
 
 #[cfg(test)]

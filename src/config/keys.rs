@@ -296,7 +296,7 @@ pub static KEYS: &[Key] = &[
     Key {
         name: "MAX_CONNECTIONS",
         default: "10000",
-        doc: "open client connections; past it new ones are closed at once (keep below ulimit -n)",
+        doc: "open client connections; past it the oldest silent one, else the new one, is closed (keep below ulimit -n)",
         parse: |r, c| c.max_connections = r.int(1, 10_000_000) as usize,
         show: Some(|c| c.max_connections.to_string()),
     },

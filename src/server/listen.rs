@@ -1,5 +1,6 @@
 //! The accept loop and each connection's lifecycle: a deadline for the first byte and the
-//! request head, idle close (HTTP/1 and HTTP/2, with pings), `MAX_CONNECTIONS` shedding, rate-
+//! request head, idle close (HTTP/1 and HTTP/2, with pings), `MAX_CONNECTIONS` shedding (oldest
+//! silent connection first, [`silent`]), rate-
 //! limited accept-error logs, and a shutdown that closes idle connections at once.
 
 use super::*;
@@ -95,8 +96,9 @@ fn log_accept_error(err: &std::io::Error) {
 /// once and lets every other connection finish its in-flight requests (the caller bounds how
 /// long that may take).
 ///
-/// Resource bounds: at most `MAX_CONNECTIONS` connections are open (past it a new one is closed
-/// at once and counted); a connection must send its first byte, and HTTP/1 its whole request
+/// Resource bounds: at most `MAX_CONNECTIONS` connections are open (past it the oldest connection
+/// that has not sent a byte yet is closed to make room, or, when every connection has spoken,
+/// the new one is closed at once; both are counted); a connection must send its first byte, and HTTP/1 its whole request
 /// head, within `REQUEST_TIMEOUT_MS` of being accepted; a connection with nothing in flight for
 /// `REQUEST_TIMEOUT_MS` is closed (HTTP/2: GOAWAY), and HTTP/2 peers are pinged at that interval.
 ///
@@ -118,6 +120,7 @@ pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationT
     let connections = TaskTracker::new();
     let metrics = Arc::clone(&state.metrics);
     let max = i64::try_from(state.config().max_connections).unwrap_or(i64::MAX);
+    let silent = Arc::new(silent::Silent::default());
     loop {
         let accepted = tokio::select! {
             biased;
@@ -146,13 +149,16 @@ pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationT
                 }
             }
         };
-        if metrics.open_connections.inc() >= max {
+        if metrics.open_connections.get() >= max && !silent.evict_oldest() {
             // Shed: closing at once keeps descriptors (and memory) for the connections served.
-            metrics.open_connections.dec();
             metrics.connections_shed.inc();
             drop(stream);
             continue;
         }
+        // Past the limit with a silent connection closed for this one, the count is one over
+        // until that connection's task ends (at its next poll).
+        metrics.open_connections.inc();
+        let registration = silent.register();
         let open = Open(metrics.open_connections.clone());
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
@@ -177,7 +183,7 @@ pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationT
         });
         let (builder, cancel) = (Arc::clone(&builder), cancel.clone());
         connections.spawn(async move {
-            serve_connection(&builder, stream, service, &activity, &cancel, idle).await;
+            serve_connection(&builder, stream, service, &activity, &cancel, idle, registration).await;
             drop(open);
         });
     }
@@ -196,6 +202,7 @@ async fn serve_connection<S>(
     activity: &Activity,
     cancel: &CancellationToken,
     idle: Duration,
+    registration: silent::Registration,
 ) where
     S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -206,8 +213,10 @@ async fn serve_connection<S>(
     let arrived = tokio::select! {
         biased;
         () = cancel.cancelled() => return,
+        () = registration.evicted.cancelled() => return,
         r = tokio::time::timeout(idle, stream.peek(&mut first)) => matches!(r, Ok(Ok(n)) if n > 0),
     };
+    drop(registration);
     if !arrived {
         return;
     }

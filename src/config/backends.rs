@@ -18,6 +18,13 @@ pub(super) fn split_list(v: &str) -> Vec<String> {
     v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
+/// Whether a URL's host is a plain DNS name or IP address. The URL parser also takes hosts like
+/// `s=1` (from `http:/s=1`), whose derived backend name would not read back as `name=url`
+/// (found by the `config` fuzz target).
+fn plain_host(host: &str) -> bool {
+    host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b))
+}
+
 /// Parses `SENTINEL_BACKENDS`: comma-separated `url` or `name=url` entries.
 pub(super) fn parse_backends(v: &str, problems: &mut Vec<String>) -> Vec<BackendConfig> {
     let mut out: Vec<BackendConfig> = Vec::new();
@@ -27,7 +34,7 @@ pub(super) fn parse_backends(v: &str, problems: &mut Vec<String>) -> Vec<Backend
             _ => (None, entry.as_str()),
         };
         let url = match Url::parse(raw) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(plain_host) => u,
             _ => {
                 problems.push(format!(
                     "SENTINEL_BACKENDS entry {:?}: expected http(s)://host[:port][/path], optionally prefixed with name=",

@@ -360,4 +360,15 @@ mod tests {
         assert!(err.contains("node-1:99999"), "{err}");
         assert!(!err.contains("hunter2") && !err.contains("abc") && !err.contains("unparsable"), "{err}");
     }
+
+    /// Found by the `config` fuzz target: `http:/s=1` parsed as host `s=1`, whose derived name
+    /// printed as `s=1=http://s=1/`, which does not load back.
+    #[test]
+    fn a_backend_host_must_be_a_plain_host_name() {
+        let err = Config::from_sources(&src(&[("SENTINEL_BACKENDS", "http:/s=1")]), false).unwrap_err();
+        assert!(err.to_string().contains("expected http(s)://host"), "{err}");
+        for ok in ["http://node-1.example_a:8080", "http://127.0.0.1:1", "http://[::1]:8080/rpc"] {
+            assert!(Config::from_sources(&src(&[("SENTINEL_BACKENDS", ok)]), false).is_ok(), "{ok}");
+        }
+    }
 }

@@ -5,33 +5,10 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use sentinel_proxy::gateway;
 use sentinel_proxy::simulator::ApiVersion;
 use serde_json::json;
-use support::{node, post, TestProxy};
-
-/// Log lines written by a test's subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'w self) -> Captured {
-        self.clone()
-    }
-}
+use support::{node, post, Captured, TestProxy};
 
 /// Issue 10: a newline in a method name forged a log line in the pretty format. Every value is
 /// written with its control characters escaped, in both formats: each line the gateway writes
@@ -50,7 +27,7 @@ async fn a_control_character_in_a_method_name_cannot_forge_a_log_line() {
         assert_eq!(post(&p.url, single).await.status, 400);
         let two = json!([{"jsonrpc": "2.0", "id": 1, "method": forged}, {"jsonrpc": "2.0", "id": 2, "method": forged}]);
         assert_eq!(post(&p.url, two).await.status, 200);
-        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let text = logs.text();
         let served: Vec<&str> = text.lines().filter(|l| l.contains("request served")).collect();
         assert_eq!(served.len(), 2, "{format:?}: {text}");
         for line in text.lines() {

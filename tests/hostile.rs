@@ -131,6 +131,7 @@ async fn past_max_connections_silent_ones_make_room_and_new_ones_are_shed_when_a
     assert_eq!(r.status, 200, "a normal client is served while silent connections fill MAX_CONNECTIONS");
     let took = closed_within(&mut silent[0], Duration::from_secs(5)).await.expect("the oldest silent one is closed");
     assert!(took < Duration::from_secs(2), "closed at once, not at the first-byte deadline: {took:?}");
+    assert_eq!(m.connections_shed.get(), 1, "the evicted silent connection is counted");
     assert_eq!(live_on(&mut served).await, 200, "a connection that spoke is never evicted");
 
     // Every open connection has spoken: now a new one is shed at once.

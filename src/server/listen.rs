@@ -149,11 +149,14 @@ pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationT
                 }
             }
         };
-        if metrics.open_connections.get() >= max && !silent.evict_oldest() {
-            // Shed: closing at once keeps descriptors (and memory) for the connections served.
+        if metrics.open_connections.get() >= max {
+            // Shed the oldest silent connection, else this one: closing at once keeps
+            // descriptors (and memory) for the connections served.
             metrics.connections_shed.inc();
-            drop(stream);
-            continue;
+            if !silent.evict_oldest() {
+                drop(stream);
+                continue;
+            }
         }
         // Past the limit with a silent connection closed for this one, the count is one over
         // until that connection's task ends (at its next poll).

@@ -176,11 +176,6 @@ impl Charge {
     pub fn is_empty(&self) -> bool {
         self.0.is_none()
     }
-
-    /// Budget bytes this charge holds.
-    pub fn bytes(&self) -> usize {
-        self.0.as_ref().and_then(|h| h.permit.as_ref()).map_or(0, OwnedSemaphorePermit::num_permits)
-    }
 }
 
 /// Budget bytes held by one buffer, given back when it drops.

@@ -44,9 +44,12 @@ pub const MAX_ANSWER_BYTES: usize = 256 << 20;
 /// How long an answer waits for room in a full [`AnswerBudget`] before the request gives up.
 pub const BUDGET_WAIT: Duration = Duration::from_secs(1);
 
+mod h1;
+pub use h1::expire_idle;
+
 /// Idle keep-alive connections are dropped before the node's own 5 s keep-alive timeout
 /// (docs/aztec-api.md#transport), so the gateway never reuses a socket the node is closing.
-const POOL_IDLE: Duration = Duration::from_millis(4000);
+pub const POOL_IDLE: Duration = Duration::from_millis(4000);
 
 /// Builds the pooled client, tuned for many concurrent connections per node.
 pub fn client() -> HttpClient {
@@ -282,16 +285,22 @@ async fn post(
     limit: usize,
     budget: Option<&AnswerBudget>,
 ) -> Result<Reply, ForwardError> {
-    let mut req = Request::builder()
-        .method(Method::POST)
-        .uri(backend.uri.clone())
-        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-        .header(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate"));
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        req = req.header(X_REQUEST_ID.clone(), v);
-    }
-    let req = req.body(Full::new(body)).map_err(|e| ForwardError::Connect(e.to_string()))?;
-    match tokio::time::timeout(timeout, exchange(client, req, limit, budget)).await {
+    let sent = async {
+        if backend.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+            return h1::exchange(backend, &body, request_id, limit, budget).await;
+        }
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(backend.uri.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate"));
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            req = req.header(X_REQUEST_ID.clone(), v);
+        }
+        let req = req.body(Full::new(body.clone())).map_err(|e| ForwardError::Connect(e.to_string()))?;
+        exchange(client, req, limit, budget).await
+    };
+    match tokio::time::timeout(timeout, sent).await {
         Ok(r) => r,
         Err(_) => Err(ForwardError::Timeout(timeout)),
     }
@@ -331,19 +340,19 @@ async fn exchange(
         buf.reserve(data.len(), false).await?;
         buf.data.extend_from_slice(&data);
     }
-    let (body, charge) = decode(&parts.headers, buf.freeze(), limit, budget).await?;
+    let (body, charge) = decode_with(parts.headers.get(CONTENT_ENCODING), buf.freeze(), limit, budget).await?;
     Ok(Reply { status: parts.status, aztec_headers: aztec_headers(&parts.headers), body, charge })
 }
 
 /// Undoes `Content-Encoding: gzip|deflate` (the node uses koa-compress), within `limit` and the
 /// budget (the decoded buffer takes its own bytes; the raw one is given back when dropped).
-async fn decode(
-    headers: &HeaderMap,
+async fn decode_with(
+    encoding: Option<&HeaderValue>,
     (raw, raw_charge): (Bytes, Charge),
     limit: usize,
     budget: Option<&AnswerBudget>,
 ) -> Result<(Bytes, Charge), ForwardError> {
-    let enc = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let enc = encoding.and_then(|v| v.to_str().ok()).unwrap_or("");
     let mut decoder: Box<dyn Read + Send + '_> = match enc.trim() {
         "" | "identity" => return Ok((raw, raw_charge)),
         "gzip" | "x-gzip" => Box::new(flate2::read::GzDecoder::new(&raw[..])),

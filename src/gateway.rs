@@ -147,6 +147,14 @@ fn serve_on_this_thread(
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener)?;
+        // This thread's idle upstream connections are dropped once too old even when no
+        // request touches their pool any more.
+        let expiry = cancel.clone();
+        tokio::spawn(async move {
+            while tokio::time::timeout(crate::forward::POOL_IDLE, expiry.cancelled()).await.is_err() {
+                crate::forward::expire_idle();
+            }
+        });
         server::serve(listener, state, cancel).await
     })
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use std::convert::Infallible;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
@@ -74,24 +74,36 @@ async fn not_post() -> Response {
     r
 }
 
-/// One JSON-RPC HTTP request: body, limits by weight, then [`proxy::handle`].
+/// One JSON-RPC HTTP request served by hyper (the connections [`h1`] hands over): its head,
+/// then [`answer`].
+async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incoming>) -> Response {
+    let header = |name: &str| req.headers().get(name).map(HeaderValue::as_bytes);
+    let request_id = request_id(header(X_REQUEST_ID.as_str()));
+    let client = client_ip(&app.config().trusted_proxies, peer.ip(), header("x-forwarded-for"));
+    let limit = app.config().max_body_bytes;
+    let resp = answer(app, client, route, &request_id, read_body(req, limit)).await;
+    into_http(resp, request_id)
+}
+
+/// One JSON-RPC request once its head is read (both connection paths): the body from `body`,
+/// limits by weight, then [`proxy::handle`].
 ///
 /// The body is read and parsed before the rate limit is applied, so that a refusal can carry
 /// the request's id and a batch can be charged per item ([`proxy::weight`]). One in-flight
 /// permit is taken before reading (it bounds the bodies being read at once; refused, the id is
 /// not known yet and the answer has `id: null`), the rest of the request's weight after parsing.
-async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incoming>) -> Response {
-    let request_id = request_id(req.headers());
+pub(crate) async fn answer<B>(app: &AppState, client: IpAddr, route: Route, request_id: &str, body: B) -> RpcResponse
+where
+    B: std::future::Future<Output = Result<bytes::Bytes, ProxyError>>,
+{
     let span = tracing::info_span!("rpc", request_id = %request_id, route = route.as_str());
-    let resp = async {
-        let client = client_ip(&app.config().trusted_proxies, peer.ip(), req.headers());
+    async {
         let Ok(_permit) = app.in_flight.try_acquire() else {
             return proxy::reject(app, &ProxyError::Overloaded);
         };
         // A client that trickles its body cannot hold a worker forever. (`timeout` polls the
         // read first, so a body that came with the head never registers the timer.)
-        let read = tokio::time::timeout(app.config().request_timeout, read_body(req, app.config().max_body_bytes));
-        let body = match read.await {
+        let body = match tokio::time::timeout(app.config().request_timeout, body).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return proxy::reject(app, &e),
             Err(_) => {
@@ -110,7 +122,7 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
             Err(e) => return proxy::reject_parsed(app, &parsed, &e),
         };
         let started = std::time::Instant::now();
-        let (mut resp, full) = app.answers.scope(proxy::handle(app, route, parsed, &request_id)).await;
+        let (mut resp, full) = app.answers.scope(proxy::handle(app, route, parsed, request_id)).await;
         if full && resp.status.is_server_error() {
             resp = answers_full(app);
         }
@@ -118,8 +130,7 @@ async fn rpc(app: &AppState, peer: SocketAddr, route: Route, req: Request<Incomi
         resp
     }
     .instrument(span)
-    .await;
-    into_http(resp, request_id)
+    .await
 }
 
 /// In-flight permits for the weight of a request beyond the one permit it already holds.
@@ -240,10 +251,10 @@ fn into_http(r: RpcResponse, request_id: String) -> Response {
     resp
 }
 
-/// The client's `x-request-id` when sane (see `sane_request_id`), else a new one (16 hex
-/// digits).
-pub fn request_id(headers: &HeaderMap) -> String {
-    let given = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|s| sane_request_id(s));
+/// The client's `x-request-id` (the header's value) when sane (see `sane_request_id`), else a
+/// new one (16 hex digits).
+pub fn request_id(given: Option<&[u8]>) -> String {
+    let given = given.and_then(|v| std::str::from_utf8(v).ok()).filter(|s| sane_request_id(s));
     match given {
         Some(s) => s.to_owned(),
         None => {
@@ -260,20 +271,21 @@ fn sane_request_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
-/// The client address: the peer, or the first untrusted hop of `X-Forwarded-For` (read from
-/// the right) when the peer is one of the `trusted` proxies.
-fn client_ip(trusted: &[IpNet], peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+/// The client address: the peer, or the first untrusted hop of `X-Forwarded-For` (`xff`, the
+/// header's value; read from the right) when the peer is one of the `trusted` proxies.
+fn client_ip(trusted: &[IpNet], peer: IpAddr, xff: Option<&[u8]>) -> IpAddr {
     let trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !trusted(&peer) {
         return peer;
     }
-    let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) else {
+    let Some(xff) = xff.and_then(|v| std::str::from_utf8(v).ok()) else {
         return peer;
     };
     xff.rsplit(',').filter_map(|s| s.trim().parse::<IpAddr>().ok()).find(|ip| !trusted(ip)).unwrap_or(peer)
 }
 
 mod body;
+mod h1;
 mod listen;
 mod silent;
 pub use listen::serve;

@@ -165,6 +165,7 @@ pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationT
         let open = Open(metrics.open_connections.clone());
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
+        let conn_state = state.clone();
         let (state, router, act) = (state.clone(), router.clone(), Arc::clone(&activity));
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let busy = Busy::new(&act);
@@ -186,7 +187,8 @@ pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationT
         });
         let (builder, cancel) = (Arc::clone(&builder), cancel.clone());
         connections.spawn(async move {
-            serve_connection(&builder, stream, service, &activity, &cancel, idle, registration).await;
+            let first = Conn { state: &conn_state, peer, activity: &activity, cancel: &cancel, idle };
+            serve_connection(&builder, stream, service, first, registration).await;
             drop(open);
         });
     }
@@ -196,20 +198,29 @@ pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationT
     Ok(())
 }
 
-/// One client connection from accept to close: the first byte within `idle`, then hyper, closed
-/// after `idle` without a request in flight, and at once on `cancel` when idle.
+/// What a connection's task knows about it.
+struct Conn<'a> {
+    state: &'a AppState,
+    peer: SocketAddr,
+    activity: &'a Activity,
+    cancel: &'a CancellationToken,
+    idle: Duration,
+}
+
+/// One client connection from accept to close: the first byte within `idle`, then the JSON-RPC
+/// fast path ([`h1`]) and, if it hands the connection over, hyper: closed after `idle` without a
+/// request in flight, and at once on `cancel` when idle.
 async fn serve_connection<S>(
     builder: &auto::Builder<TokioExecutor>,
     stream: tokio::net::TcpStream,
     service: S,
-    activity: &Activity,
-    cancel: &CancellationToken,
-    idle: Duration,
+    conn: Conn<'_>,
     registration: silent::Registration,
 ) where
     S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
+    let Conn { state, peer, activity, cancel, idle } = conn;
     // hyper's header timer starts only once it reads, and HTTP/2 has none: a connection that
     // never sends a byte is closed here.
     let mut first = [0u8; 1];
@@ -223,6 +234,7 @@ async fn serve_connection<S>(
     if !arrived {
         return;
     }
+    let Some(stream) = h1::serve(stream, state, peer, cancel, idle).await else { return };
     activity.mark_idle();
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);

@@ -1,0 +1,451 @@
+//! Plain-HTTP/1.1 exchanges with `http://` nodes, without a client framework: one write of the
+//! request (head and body together), the answer's head parsed by `httparse`, its body read by
+//! `Content-Length`, chunked framing or until close, straight into the budgeted buffer.
+//!
+//! Connections are pooled per thread and node address (a worker's requests and their upstream
+//! connections live on the same thread: no lock, no connection task, no channel). The pool keeps
+//! the most recently used connection on top and drops connections idle for [`POOL_IDLE`]
+//! whenever it is touched, so it never hands out a socket the node is about to close. A reused
+//! connection that fails before a single byte of the answer arrived was closed by the node
+//! while idle: the request is sent once more on a new connection (the node never read it).
+//!
+//! `https://` nodes (TLS, HTTP/2 by ALPN) go through hyper's client instead.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use http::header::{HeaderName, HeaderValue};
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{AnswerBudget, Buffer, ForwardError, Reply, POOL_IDLE};
+use crate::upstream::Backend;
+
+/// Idle connections kept per node and thread (as hyper's `pool_max_idle_per_host` did).
+const MAX_IDLE: usize = 1024;
+
+/// Largest answer head read (status line and headers).
+const MAX_HEAD: usize = 64 << 10;
+
+/// Headers parsed per answer head; a node sending more is not answering JSON-RPC.
+const MAX_HEADERS: usize = 64;
+
+/// How long a new connection may take (as the hyper client's connect timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One open connection to a node, with the bytes read past the last answer (none, normally).
+struct Conn {
+    stream: TcpStream,
+    read: BytesMut,
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+thread_local! {
+    /// This thread's idle connections by node address (`host:port`).
+    static POOL: RefCell<HashMap<String, VecDeque<Idle>>> = RefCell::new(HashMap::new());
+}
+
+/// The most recently used idle connection to `addr` that is not too old, if any.
+fn checkout(addr: &str) -> Option<Conn> {
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        let idle = pool.get_mut(addr)?;
+        let now = Instant::now();
+        while let Some(top) = idle.pop_back() {
+            if now.duration_since(top.since) < POOL_IDLE {
+                expire(idle, now);
+                return Some(top.conn);
+            }
+            idle.clear(); // the rest is older still
+        }
+        None
+    })
+}
+
+/// Puts a connection that ended an exchange cleanly back in the pool.
+fn checkin(addr: &str, conn: Conn) {
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        let now = Instant::now();
+        let idle = match pool.get_mut(addr) {
+            Some(idle) => idle,
+            None => pool.entry(addr.to_owned()).or_default(),
+        };
+        expire(idle, now);
+        if idle.len() >= MAX_IDLE {
+            idle.pop_front();
+        }
+        idle.push_back(Idle { conn, since: now });
+    });
+}
+
+/// Drops the connections idle for [`POOL_IDLE`] or longer (the oldest are at the front).
+fn expire(idle: &mut VecDeque<Idle>, now: Instant) {
+    while idle.front().is_some_and(|c| now.duration_since(c.since) >= POOL_IDLE) {
+        idle.pop_front();
+    }
+}
+
+/// Drops every idle connection of this thread that is too old to be used (a node no longer
+/// configured, or traffic that stopped, would otherwise keep them open). Run by each worker
+/// every [`POOL_IDLE`].
+pub fn expire_idle() {
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        let now = Instant::now();
+        pool.retain(|_, idle| {
+            expire(idle, now);
+            !idle.is_empty()
+        });
+    });
+}
+
+/// The address to connect to and the `Host` header: `host:port` of the node's URL.
+fn address(backend: &Backend) -> String {
+    let url = &backend.url;
+    let host = url.host_str().unwrap_or_default();
+    format!("{host}:{}", url.port_or_known_default().unwrap_or(80))
+}
+
+/// The request: head and body in one buffer (one write, one segment on loopback).
+fn encode_request(backend: &Backend, host: &str, body: &[u8], request_id: &str) -> Vec<u8> {
+    let target = backend.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = Vec::with_capacity(192 + target.len() + host.len() + request_id.len() + body.len());
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-type: application/json\r\naccept-encoding: gzip, deflate\r\n");
+    if HeaderValue::from_str(request_id).is_ok() {
+        out.extend_from_slice(b"x-request-id: ");
+        out.extend_from_slice(request_id.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let _ = write!(out, "content-length: {}\r\n\r\n", body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Posts `body` to the `http://` node `backend` and reads the whole answer (the caller bounds
+/// the time).
+pub(super) async fn exchange(
+    backend: &Backend,
+    body: &[u8],
+    request_id: &str,
+    limit: usize,
+    budget: Option<&AnswerBudget>,
+) -> Result<Reply, ForwardError> {
+    let addr = address(backend);
+    let request = encode_request(backend, &addr, body, request_id);
+    if let Some(mut conn) = checkout(&addr) {
+        match attempt(&mut conn, &request, limit, budget).await {
+            Ok((reply, reusable)) => {
+                if reusable {
+                    checkin(&addr, conn);
+                }
+                return Ok(reply);
+            }
+            // Closed by the node while idle: nothing was read, so send it again below.
+            Err(Failure::Stale) => {}
+            Err(Failure::Failed(e)) => return Err(e),
+        }
+    }
+    let mut conn = connect(&addr).await?;
+    match attempt(&mut conn, &request, limit, budget).await {
+        Ok((reply, reusable)) => {
+            if reusable {
+                checkin(&addr, conn);
+            }
+            Ok(reply)
+        }
+        Err(Failure::Stale) => Err(ForwardError::Io("connection closed before the answer".into())),
+        Err(Failure::Failed(e)) => Err(e),
+    }
+}
+
+async fn connect(addr: &str) -> Result<Conn, ForwardError> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(ForwardError::Connect(format!("tcp connect error: {e}"))),
+        Err(_) => return Err(ForwardError::Connect(format!("tcp connect timed out after {CONNECT_TIMEOUT:?}"))),
+    };
+    let _ = stream.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(30));
+    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+    Ok(Conn { stream, read: BytesMut::with_capacity(8 << 10) })
+}
+
+/// How one attempt on a connection ended badly.
+enum Failure {
+    /// The connection was closed (or reset) before any byte of the answer: the node did not
+    /// read the request.
+    Stale,
+    /// Anything else.
+    Failed(ForwardError),
+}
+
+impl From<ForwardError> for Failure {
+    fn from(e: ForwardError) -> Failure {
+        Failure::Failed(e)
+    }
+}
+
+/// What the answer's head says about its body.
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// The fields of an answer head the gateway uses.
+struct Head {
+    status: StatusCode,
+    framing: Framing,
+    keep_alive: bool,
+    encoding: Option<HeaderValue>,
+    aztec_headers: Vec<(HeaderName, HeaderValue)>,
+    len: usize,
+}
+
+/// One request and its answer on `conn`; also whether the connection may be used again.
+async fn attempt(
+    conn: &mut Conn,
+    request: &[u8],
+    limit: usize,
+    budget: Option<&AnswerBudget>,
+) -> Result<(Reply, bool), Failure> {
+    conn.read.clear();
+    if let Err(e) = conn.stream.write_all(request).await {
+        return Err(if stale(&e) { Failure::Stale } else { Failure::Failed(io(&e)) });
+    }
+    let head = loop {
+        if let Some(head) = parse_head(&conn.read)? {
+            conn.read.advance(head.len);
+            if head.status.is_informational() {
+                continue; // 100 Continue and friends: the real answer follows
+            }
+            break head;
+        }
+        if conn.read.len() >= MAX_HEAD {
+            return Err(ForwardError::Io("answer head too large".into()).into());
+        }
+        conn.read.reserve(4 << 10);
+        match conn.stream.read_buf(&mut conn.read).await {
+            Ok(0) if conn.read.is_empty() => return Err(Failure::Stale),
+            Ok(0) => return Err(ForwardError::Io("connection closed inside the answer head".into()).into()),
+            Ok(_) => {}
+            Err(e) if conn.read.is_empty() && stale(&e) => return Err(Failure::Stale),
+            Err(e) => return Err(io(&e).into()),
+        }
+    };
+    if head.status.is_server_error() {
+        return Err(ForwardError::Status(head.status.as_u16()).into());
+    }
+    let mut buf = Buffer::new(budget, limit);
+    let mut reusable = head.keep_alive;
+    match head.framing {
+        Framing::Length(n) => {
+            if n > limit {
+                return Err(ForwardError::TooLarge(limit).into());
+            }
+            buf.reserve(n, true).await?;
+            let have = conn.read.len().min(n);
+            buf.data.extend_from_slice(&conn.read[..have]);
+            conn.read.advance(have);
+            while buf.data.len() < n {
+                // Exactly the rest: the spare capacity is `n - len`, so nothing past the answer.
+                let want = n - buf.data.len();
+                match (&mut conn.stream).take(want as u64).read_buf(&mut buf.data).await {
+                    Ok(0) => return Err(ForwardError::Io("connection closed inside the answer body".into()).into()),
+                    Ok(_) => {}
+                    Err(e) => return Err(io(&e).into()),
+                }
+            }
+        }
+        Framing::Chunked => read_chunked(conn, &mut buf, limit).await?,
+        Framing::UntilClose => {
+            reusable = false;
+            buf.reserve(conn.read.len(), false).await?;
+            buf.data.extend_from_slice(&conn.read);
+            conn.read.clear();
+            loop {
+                if buf.data.len() > limit {
+                    return Err(ForwardError::TooLarge(limit).into());
+                }
+                buf.reserve(8 << 10, false).await?;
+                match conn.stream.read_buf(&mut buf.data).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => return Err(io(&e).into()),
+                }
+            }
+        }
+    }
+    if buf.data.len() > limit {
+        return Err(ForwardError::TooLarge(limit).into());
+    }
+    // Bytes past the answer mean the node and the gateway disagree on framing.
+    reusable &= conn.read.is_empty();
+    let (body, charge) = super::decode_with(head.encoding.as_ref(), buf.freeze(), limit, budget).await?;
+    Ok((Reply { status: head.status, aztec_headers: head.aztec_headers, body, charge }, reusable))
+}
+
+/// The answer head at the start of `read`, once it is complete.
+fn parse_head(read: &[u8]) -> Result<Option<Head>, ForwardError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(read) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(ForwardError::Io(format!("invalid HTTP answer: {e}"))),
+    };
+    let status = resp
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| ForwardError::Io("invalid HTTP status".into()))?;
+    let mut keep_alive = resp.version == Some(1);
+    let (mut length, mut chunked, mut encoding, mut aztec) = (None, false, None, Vec::new());
+    for h in resp.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<usize>().ok());
+            match (n, length) {
+                (Some(n), None) => length = Some(n),
+                (Some(n), Some(m)) if n == m => {}
+                _ => return Err(ForwardError::Io("invalid Content-Length in the answer".into())),
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            if !chunked {
+                keep_alive = false; // framed by close
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && resp.version == Some(0) {
+                    keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("content-encoding") {
+            encoding = HeaderValue::from_bytes(h.value).ok();
+        } else if name.len() > 8 && name.as_bytes()[..8].eq_ignore_ascii_case(b"x-aztec-") {
+            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(h.value)) {
+                aztec.push((k, v));
+            }
+        }
+    }
+    let framing = if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        Framing::Length(0)
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        // Neither a length nor chunked: only the close can end it.
+        keep_alive = false;
+        Framing::UntilClose
+    };
+    Ok(Some(Head { status, framing, keep_alive, encoding, aztec_headers: aztec, len }))
+}
+
+/// Reads a chunked body into `buf` (trailers are read and ignored).
+async fn read_chunked(conn: &mut Conn, buf: &mut Buffer<'_>, limit: usize) -> Result<(), ForwardError> {
+    loop {
+        let (used, size) = loop {
+            match httparse::parse_chunk_size(&conn.read) {
+                Ok(httparse::Status::Complete(r)) => break r,
+                Ok(httparse::Status::Partial) => fill(conn, "chunk size").await?,
+                Err(_) => return Err(ForwardError::Io("invalid chunk size in the answer".into())),
+            }
+        };
+        conn.read.advance(used);
+        let size = usize::try_from(size).map_err(|_| ForwardError::TooLarge(limit))?;
+        if size == 0 {
+            // Trailer fields, then an empty line.
+            loop {
+                match conn.read.windows(2).position(|w| w == b"\r\n") {
+                    Some(0) => {
+                        conn.read.advance(2);
+                        return Ok(());
+                    }
+                    Some(i) => conn.read.advance(i + 2),
+                    None if conn.read.len() > MAX_HEAD => return Err(ForwardError::Io("answer trailers too large".into())),
+                    None => fill(conn, "trailers").await?,
+                }
+            }
+        }
+        if buf.data.len().saturating_add(size) > limit {
+            return Err(ForwardError::TooLarge(limit));
+        }
+        buf.reserve(size, false).await?;
+        let mut left = size;
+        while left > 0 {
+            if conn.read.is_empty() {
+                fill(conn, "chunk").await?;
+            }
+            let n = conn.read.len().min(left);
+            buf.data.extend_from_slice(&conn.read[..n]);
+            conn.read.advance(n);
+            left -= n;
+        }
+        while conn.read.len() < 2 {
+            fill(conn, "chunk end").await?;
+        }
+        if &conn.read[..2] != b"\r\n" {
+            return Err(ForwardError::Io("invalid chunk end in the answer".into()));
+        }
+        conn.read.advance(2);
+    }
+}
+
+/// Reads more of the answer into the connection's buffer.
+async fn fill(conn: &mut Conn, what: &str) -> Result<(), ForwardError> {
+    conn.read.reserve(8 << 10);
+    match conn.stream.read_buf(&mut conn.read).await {
+        Ok(0) => Err(ForwardError::Io(format!("connection closed inside the answer ({what})"))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(io(&e)),
+    }
+}
+
+/// Whether a failure on a reused connection means the node had closed it while idle.
+fn stale(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof)
+}
+
+fn io(e: &std::io::Error) -> ForwardError {
+    ForwardError::Io(format!("connection error: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_say_how_the_body_ends() {
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nx-aztec-packageVersion: 4.1.2\r\n\r\n{}")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(h.framing, Framing::Length(12)) && h.keep_alive);
+        assert_eq!(h.aztec_headers.len(), 1);
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").unwrap().unwrap();
+        assert!(matches!(h.framing, Framing::Chunked) && !h.keep_alive);
+        let h = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
+        assert!(matches!(h.framing, Framing::UntilClose) && !h.keep_alive);
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-").unwrap().is_none());
+        assert!(parse_head(b"garbage\r\n\r\n").is_err());
+    }
+}

@@ -1,0 +1,316 @@
+//! The JSON-RPC fast path of a client connection: plain HTTP/1.1 `POST`s to a JSON-RPC path with
+//! a `Content-Length` are read, answered ([`super::answer`]) and written here, without hyper's
+//! per-request machinery (header maps, body channels, boxed bodies). The head is parsed by
+//! `httparse`; the answer leaves in one write (head and body together).
+//!
+//! Anything else — another method or path, HTTP/1.0, HTTP/2, chunked or `Expect` bodies, a body
+//! over `MAX_BODY_BYTES`, a head hyper would refuse — hands the connection, with every byte
+//! read so far ([`Rewind`]), to hyper for the rest of its life, so the operator surfaces and
+//! every corner of HTTP keep hyper's behaviour.
+//!
+//! Deadlines are those of the hyper path: the next request head within `REQUEST_TIMEOUT_MS` of
+//! the connection becoming idle, the body within `REQUEST_TIMEOUT_MS` ([`super::answer`]), and
+//! every 64 KiB of the answer written within `REQUEST_TIMEOUT_MS`. On shutdown an idle
+//! connection is closed at once and a busy one after its answer (`Connection: close`).
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::{answer, client_ip, request_id, ProxyError, Route};
+use crate::proxy::RpcResponse;
+use crate::state::AppState;
+
+/// Largest request head read here; a bigger one goes to hyper (which refuses it).
+const MAX_HEAD: usize = 16 << 10;
+
+/// Headers parsed per request head; more go to hyper.
+const MAX_HEADERS: usize = 48;
+
+/// Bytes of an answer written per deadline (as the hyper path's body slices).
+const SLICE: usize = 64 << 10;
+
+/// A client connection with the bytes already read from it in front, for hyper.
+#[derive(Debug)]
+pub(super) struct Rewind {
+    prefix: Bytes,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// A JSON-RPC request head this path serves.
+#[derive(Debug)]
+struct Head {
+    /// Bytes of the head.
+    len: usize,
+    route: Route,
+    body_len: usize,
+    /// The client asked to close after this request.
+    close: bool,
+    request_id: String,
+    client: IpAddr,
+}
+
+/// What the bytes read so far hold.
+#[derive(Debug)]
+enum Parsed {
+    Rpc(Head),
+    Partial,
+    /// For hyper.
+    Other,
+}
+
+/// Serves `stream` until it closes, or returns it (with what was read) for hyper.
+pub(super) async fn serve(
+    mut stream: TcpStream,
+    app: &AppState,
+    peer: SocketAddr,
+    cancel: &CancellationToken,
+    idle: Duration,
+) -> Option<Rewind> {
+    let mut buf = BytesMut::with_capacity(4 << 10);
+    let mut out = Vec::with_capacity(1 << 10);
+    let mut cancelled = std::pin::pin!(cancel.cancelled());
+    loop {
+        let head = loop {
+            match parse(&buf, app, peer.ip()) {
+                Parsed::Rpc(head) => break head,
+                Parsed::Partial if buf.len() < MAX_HEAD => {}
+                _ => return Some(Rewind { prefix: buf.freeze(), stream }),
+            }
+            buf.reserve(4 << 10);
+            let waiting = buf.is_empty();
+            let read = tokio::time::timeout(idle, stream.read_buf(&mut buf));
+            let got = if waiting {
+                tokio::select! {
+                    biased;
+                    r = read => r,
+                    () = &mut cancelled => return None,
+                }
+            } else {
+                read.await
+            };
+            if !matches!(got, Ok(Ok(n)) if n > 0) {
+                return None; // closed, failed, or idle too long
+            }
+        };
+        buf.advance(head.len);
+        let body_len = head.body_len;
+        let body = async {
+            while buf.len() < body_len {
+                buf.reserve(body_len - buf.len());
+                match stream.read_buf(&mut buf).await {
+                    Ok(0) => return Err(ProxyError::InvalidRequest("connection closed inside the request body".into())),
+                    Ok(_) => {}
+                    Err(e) => return Err(ProxyError::InvalidRequest(format!("could not read body: {e}"))),
+                }
+            }
+            Ok(buf.split_to(body_len).freeze())
+        };
+        let resp = answer(app, head.client, head.route, &head.request_id, body).await;
+        let close = head.close || cancel.is_cancelled();
+        out.clear();
+        encode_head(&mut out, &resp, &head.request_id, close);
+        if write(&mut stream, &mut out, resp, idle).await.is_err() || close {
+            let _ = stream.shutdown().await;
+            return None;
+        }
+    }
+}
+
+/// Writes the head in `out` and the body after it: together when small, else in [`SLICE`]s,
+/// each within `idle`. The answer's budget charges are given back once it is written.
+async fn write(stream: &mut TcpStream, out: &mut Vec<u8>, resp: RpcResponse, idle: Duration) -> std::io::Result<()> {
+    let timed_out = || std::io::Error::from(std::io::ErrorKind::TimedOut);
+    let RpcResponse { body, charges, .. } = resp;
+    if out.len() + body.len() <= SLICE {
+        out.extend_from_slice(&body);
+        tokio::time::timeout(idle, stream.write_all(out)).await.map_err(|_| timed_out())??;
+    } else {
+        tokio::time::timeout(idle, stream.write_all(out)).await.map_err(|_| timed_out())??;
+        for slice in body.chunks(SLICE) {
+            tokio::time::timeout(idle, stream.write_all(slice)).await.map_err(|_| timed_out())??;
+        }
+    }
+    drop(charges);
+    Ok(())
+}
+
+/// Reads the request head at the start of `buf`.
+fn parse(buf: &[u8], app: &AppState, peer: IpAddr) -> Parsed {
+    if buf.is_empty() {
+        return Parsed::Partial;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Other,
+    };
+    if req.method != Some("POST") || req.version != Some(1) {
+        return Parsed::Other;
+    }
+    let path = req.path.unwrap_or_default();
+    let route = match path.split_once('?').map_or(path, |(p, _)| p) {
+        "/" => Route::Any,
+        "/archiver" => Route::Archiver,
+        "/pruned" => Route::Pruned,
+        _ => return Parsed::Other,
+    };
+    let (mut body_len, mut close, mut id, mut xff) = (None, false, None, None);
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = std::str::from_utf8(h.value).ok().and_then(|v| v.parse::<usize>().ok());
+            match (n, body_len) {
+                (Some(n), None) => body_len = Some(n),
+                (Some(n), Some(m)) if n == m => {}
+                _ => return Parsed::Other,
+            }
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            close |= h.value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        } else if name.eq_ignore_ascii_case(b"x-request-id") {
+            id.get_or_insert(h.value);
+        } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            xff.get_or_insert(h.value);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"upgrade")
+        {
+            return Parsed::Other;
+        }
+    }
+    let config = app.config();
+    let Some(body_len) = body_len.filter(|&n| n <= config.max_body_bytes) else {
+        return Parsed::Other;
+    };
+    let client = client_ip(&config.trusted_proxies, peer, xff);
+    Parsed::Rpc(Head { len, route, body_len, close, request_id: request_id(id), client })
+}
+
+/// The answer's status line and headers (the same as the hyper path's, see `into_http`).
+fn encode_head(out: &mut Vec<u8>, r: &RpcResponse, request_id: &str, close: bool) {
+    let status = r.status;
+    let _ = write!(out, "HTTP/1.1 {} {}\r\n", status.as_str(), status.canonical_reason().unwrap_or(""));
+    out.extend_from_slice(b"content-type: application/json\r\n");
+    for (k, v) in &r.headers {
+        header(out, k.as_str().as_bytes(), v.as_bytes());
+    }
+    header(out, b"x-request-id", request_id.as_bytes());
+    match r.backends.as_slice() {
+        [] => {}
+        [one] if header_safe(one.as_bytes()) => header(out, b"x-sentinel-backend", one.as_bytes()),
+        [_] => {}
+        many => {
+            let joined = many.join(",");
+            if header_safe(joined.as_bytes()) {
+                header(out, b"x-sentinel-backend", joined.as_bytes());
+            }
+        }
+    }
+    header(out, b"x-sentinel-cache", if r.cached { b"hit" } else { b"miss" });
+    if r.fallback {
+        header(out, b"x-sentinel-fallback", b"archiver");
+    }
+    if let Some(s) = r.retry_after {
+        let _ = write!(out, "retry-after: {s}\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    let _ = write!(out, "content-length: {}\r\n", r.body.len());
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if d.0 != secs {
+            *d = (secs, httpdate::fmt_http_date(now));
+        }
+        header(out, b"date", d.1.as_bytes());
+    });
+    out.extend_from_slice(b"\r\n");
+}
+
+thread_local! {
+    /// This second's `Date` value (formatted once a second per thread, as hyper does).
+    static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Whether `value` may be sent as a header value as is (what `HeaderValue::from_str` accepts).
+fn header_safe(value: &[u8]) -> bool {
+    value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_heads_carry_what_the_hyper_path_sends() {
+        let mut r = RpcResponse::error(&ProxyError::Overloaded);
+        r.backends = vec!["a".into(), "b".into()];
+        let mut out = Vec::new();
+        encode_head(&mut out, &r, "req-1", true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with(&format!("HTTP/1.1 {} ", r.status.as_str())), "{text}");
+        for line in ["x-request-id: req-1", "x-sentinel-backend: a,b", "retry-after: 1", "connection: close"] {
+            assert!(text.contains(&format!("{line}\r\n")), "{line} missing in {text}");
+        }
+        assert!(text.contains(&format!("content-length: {}\r\n", r.body.len())), "{text}");
+        assert!(text.ends_with("\r\n\r\n"), "{text}");
+        assert!(!header_safe(b"bad\r\nname") && header_safe(b"node-1 (eu)"));
+    }
+}

@@ -6,7 +6,6 @@ use sentinel_proxy::config::{self, Config, Sources};
 use sentinel_proxy::gateway;
 use sentinel_proxy::reload::{SetLogLevel, Source};
 use sentinel_proxy::simulator::{self, SimConfig};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of glibc malloc: the request path allocates and frees small buffers on two
@@ -164,7 +163,7 @@ async fn serve(cli: &Cli, src: &Sources) -> anyhow::Result<()> {
         return Ok(());
     };
     let log_level = init_tracing(&config);
-    let listener = TcpListener::bind(config.listen).await.with_context(|| {
+    let listener = gateway::bind(config.listen).with_context(|| {
         format!("binding {} (set PROXY_PORT or PROXY_LISTEN to use another address)", config.listen)
     })?;
     tracing::info!(listen = %listener.local_addr()?, backends = config.backends.len(), "sentinel-proxy serving");
@@ -180,7 +179,7 @@ async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let mut backends = Vec::new();
     for sim in simulator::demo_fleet(genesis) {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = simulator::bind(([127, 0, 0, 1], 0).into())?;
         backends.push(format!("{}=http://{}", sim.name, listener.local_addr()?));
         let c = cancel.clone();
         tokio::spawn(async move { simulator::serve(listener, sim, c).await });
@@ -204,8 +203,7 @@ async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
         return Ok(());
     };
     let log_level = init_tracing(&config);
-    let listener = TcpListener::bind(config.listen)
-        .await
+    let listener = gateway::bind(config.listen)
         .with_context(|| format!("binding {} (set PROXY_PORT to use another port)", config.listen))?;
     let addr = listener.local_addr()?;
     let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
@@ -229,7 +227,12 @@ async fn demo(cli: &Cli, mut src: Sources) -> anyhow::Result<()> {
 
 async fn simulate(host: &str, port: u16, profile: &str, mut sim: SimConfig) -> anyhow::Result<()> {
     sim.genesis_unix_ms = simulator::PROFILE_GENESIS_UNIX_MS; // separate processes share one chain clock
-    let listener = TcpListener::bind((host, port)).await.with_context(|| format!("binding {host}:{port}"))?;
+    let addr = tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("resolving {host}"))?
+        .next()
+        .with_context(|| format!("{host} has no address"))?;
+    let listener = simulator::bind(addr).with_context(|| format!("binding {host}:{port}"))?;
     println!("simulated Aztec node ({profile}) on http://{}/ — faults at /control", listener.local_addr()?);
     let cancel = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(cancel.clone()));

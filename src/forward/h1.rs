@@ -12,7 +12,7 @@
 //! `https://` nodes (TLS, HTTP/2 by ALPN) go through hyper's client instead.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
@@ -48,16 +48,41 @@ struct Idle {
     since: Instant,
 }
 
+/// The idle connections of one thread to one node, and what that node's answers last carried.
+struct Node {
+    /// `host:port`.
+    addr: String,
+    /// Most recently used last.
+    idle: VecDeque<Idle>,
+    /// The raw `x-aztec-*` lines of the node's last answer and their parsed form: a node sends
+    /// the same ones with every answer, so they are parsed (and allocated) once.
+    aztec: (Vec<u8>, Vec<(HeaderName, HeaderValue)>),
+}
+
 thread_local! {
-    /// This thread's idle connections by node address (`host:port`).
-    static POOL: RefCell<HashMap<String, VecDeque<Idle>>> = RefCell::new(HashMap::new());
+    /// This thread's nodes (a handful: searched in order).
+    static POOL: RefCell<Vec<Node>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's entry for `addr` (made when missing).
+fn with_node<R>(addr: &str, f: impl FnOnce(&mut Node) -> R) -> R {
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        let i = match pool.iter().position(|n| n.addr == addr) {
+            Some(i) => i,
+            None => {
+                pool.push(Node { addr: addr.to_owned(), idle: VecDeque::new(), aztec: Default::default() });
+                pool.len() - 1
+            }
+        };
+        f(&mut pool[i])
+    })
 }
 
 /// The most recently used idle connection to `addr` that is not too old, if any.
 fn checkout(addr: &str) -> Option<Conn> {
-    POOL.with(|p| {
-        let mut pool = p.borrow_mut();
-        let idle = pool.get_mut(addr)?;
+    with_node(addr, |node| {
+        let idle = &mut node.idle;
         let now = Instant::now();
         while let Some(top) = idle.pop_back() {
             if now.duration_since(top.since) < POOL_IDLE {
@@ -72,13 +97,8 @@ fn checkout(addr: &str) -> Option<Conn> {
 
 /// Puts a connection that ended an exchange cleanly back in the pool.
 fn checkin(addr: &str, conn: Conn) {
-    POOL.with(|p| {
-        let mut pool = p.borrow_mut();
-        let now = Instant::now();
-        let idle = match pool.get_mut(addr) {
-            Some(idle) => idle,
-            None => pool.entry(addr.to_owned()).or_default(),
-        };
+    with_node(addr, |node| {
+        let (idle, now) = (&mut node.idle, Instant::now());
         expire(idle, now);
         if idle.len() >= MAX_IDLE {
             idle.pop_front();
@@ -101,18 +121,11 @@ pub fn expire_idle() {
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
         let now = Instant::now();
-        pool.retain(|_, idle| {
-            expire(idle, now);
-            !idle.is_empty()
+        pool.retain_mut(|node| {
+            expire(&mut node.idle, now);
+            !node.idle.is_empty()
         });
     });
-}
-
-/// The address to connect to and the `Host` header: `host:port` of the node's URL.
-fn address(backend: &Backend) -> String {
-    let url = &backend.url;
-    let host = url.host_str().unwrap_or_default();
-    format!("{host}:{}", url.port_or_known_default().unwrap_or(80))
 }
 
 /// The request: head and body in one buffer (one write, one segment on loopback).
@@ -143,13 +156,13 @@ pub(super) async fn exchange(
     limit: usize,
     budget: Option<&AnswerBudget>,
 ) -> Result<Reply, ForwardError> {
-    let addr = address(backend);
-    let request = encode_request(backend, &addr, body, request_id);
-    if let Some(mut conn) = checkout(&addr) {
-        match attempt(&mut conn, &request, limit, budget).await {
+    let addr = backend.address.as_str();
+    let request = encode_request(backend, addr, body, request_id);
+    if let Some(mut conn) = checkout(addr) {
+        match attempt(&mut conn, addr, &request, limit, budget).await {
             Ok((reply, reusable)) => {
                 if reusable {
-                    checkin(&addr, conn);
+                    checkin(addr, conn);
                 }
                 return Ok(reply);
             }
@@ -158,11 +171,11 @@ pub(super) async fn exchange(
             Err(Failure::Failed(e)) => return Err(e),
         }
     }
-    let mut conn = connect(&addr).await?;
-    match attempt(&mut conn, &request, limit, budget).await {
+    let mut conn = connect(addr).await?;
+    match attempt(&mut conn, addr, &request, limit, budget).await {
         Ok((reply, reusable)) => {
             if reusable {
-                checkin(&addr, conn);
+                checkin(addr, conn);
             }
             Ok(reply)
         }
@@ -211,13 +224,15 @@ struct Head {
     framing: Framing,
     keep_alive: bool,
     encoding: Option<HeaderValue>,
-    aztec_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The `x-aztec-*` headers as `name:value\n` lines.
+    aztec: Vec<u8>,
     len: usize,
 }
 
 /// One request and its answer on `conn`; also whether the connection may be used again.
 async fn attempt(
     conn: &mut Conn,
+    addr: &str,
     request: &[u8],
     limit: usize,
     budget: Option<&AnswerBudget>,
@@ -295,7 +310,26 @@ async fn attempt(
     // Bytes past the answer mean the node and the gateway disagree on framing.
     reusable &= conn.read.is_empty();
     let (body, charge) = super::decode_with(head.encoding.as_ref(), buf.freeze(), limit, budget).await?;
-    Ok((Reply { status: head.status, aztec_headers: head.aztec_headers, body, charge }, reusable))
+    let aztec_headers = aztec_headers(addr, &head.aztec);
+    Ok((Reply { status: head.status, aztec_headers, body, charge }, reusable))
+}
+
+/// The `x-aztec-*` headers of `raw` (`name:value\n` lines), parsed once per change per node.
+fn aztec_headers(addr: &str, raw: &[u8]) -> Vec<(HeaderName, HeaderValue)> {
+    with_node(addr, |node| {
+        if node.aztec.0 != raw {
+            let parsed = raw
+                .split(|&b| b == b'\n')
+                .filter_map(|line| {
+                    let colon = line.iter().position(|&b| b == b':')?;
+                    let name = HeaderName::from_bytes(&line[..colon]).ok()?;
+                    Some((name, HeaderValue::from_bytes(&line[colon + 1..]).ok()?))
+                })
+                .collect();
+            node.aztec = (raw.to_vec(), parsed);
+        }
+        node.aztec.1.clone()
+    })
 }
 
 /// The answer head at the start of `read`, once it is complete.
@@ -312,7 +346,9 @@ fn parse_head(read: &[u8]) -> Result<Option<Head>, ForwardError> {
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or_else(|| ForwardError::Io("invalid HTTP status".into()))?;
     let mut keep_alive = resp.version == Some(1);
-    let (mut length, mut chunked, mut encoding, mut aztec) = (None, false, None, Vec::new());
+    let (mut length, mut chunked, mut encoding) = (None, false, None);
+    // The raw `x-aztec-*` lines, parsed by [`aztec_headers`].
+    let mut aztec = Vec::new();
     for h in resp.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -340,9 +376,10 @@ fn parse_head(read: &[u8]) -> Result<Option<Head>, ForwardError> {
         } else if name.eq_ignore_ascii_case("content-encoding") {
             encoding = HeaderValue::from_bytes(h.value).ok();
         } else if name.len() > 8 && name.as_bytes()[..8].eq_ignore_ascii_case(b"x-aztec-") {
-            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(h.value)) {
-                aztec.push((k, v));
-            }
+            aztec.extend_from_slice(name.as_bytes());
+            aztec.push(b':');
+            aztec.extend_from_slice(h.value);
+            aztec.push(b'\n');
         }
     }
     let framing = if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
@@ -356,7 +393,7 @@ fn parse_head(read: &[u8]) -> Result<Option<Head>, ForwardError> {
         keep_alive = false;
         Framing::UntilClose
     };
-    Ok(Some(Head { status, framing, keep_alive, encoding, aztec_headers: aztec, len }))
+    Ok(Some(Head { status, framing, keep_alive, encoding, aztec, len }))
 }
 
 /// Reads a chunked body into `buf` (trailers are read and ignored).
@@ -380,7 +417,9 @@ async fn read_chunked(conn: &mut Conn, buf: &mut Buffer<'_>, limit: usize) -> Re
                         return Ok(());
                     }
                     Some(i) => conn.read.advance(i + 2),
-                    None if conn.read.len() > MAX_HEAD => return Err(ForwardError::Io("answer trailers too large".into())),
+                    None if conn.read.len() > MAX_HEAD => {
+                        return Err(ForwardError::Io("answer trailers too large".into()))
+                    }
                     None => fill(conn, "trailers").await?,
                 }
             }
@@ -439,8 +478,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(matches!(h.framing, Framing::Length(12)) && h.keep_alive);
-        assert_eq!(h.aztec_headers.len(), 1);
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").unwrap().unwrap();
+        assert_eq!(aztec_headers("test:1", &h.aztec).len(), 1);
+        let h =
+            parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").unwrap().unwrap();
         assert!(matches!(h.framing, Framing::Chunked) && !h.keep_alive);
         let h = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
         assert!(matches!(h.framing, Framing::UntilClose) && !h.keep_alive);

@@ -113,30 +113,42 @@ pub(super) async fn serve(
     cancel: &CancellationToken,
     idle: Duration,
 ) -> Option<Rewind> {
-    let mut buf = BytesMut::with_capacity(4 << 10);
-    let mut out = Vec::with_capacity(1 << 10);
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
     let mut cancelled = std::pin::pin!(cancel.cancelled());
     loop {
+        // The whole head must arrive within `idle` of the connection becoming idle.
+        let deadline = tokio::time::Instant::now() + idle;
         let head = loop {
             match parse(&buf, app, peer.ip()) {
                 Parsed::Rpc(head) => break head,
                 Parsed::Partial if buf.len() < MAX_HEAD => {}
                 _ => return Some(Rewind { prefix: buf.freeze(), stream }),
             }
-            buf.reserve(4 << 10);
-            let waiting = buf.is_empty();
-            let read = tokio::time::timeout(idle, stream.read_buf(&mut buf));
-            let got = if waiting {
+            if buf.is_empty() {
+                // Idle: wait for the next request holding no buffer (an idle keep-alive
+                // connection costs its socket and this task only, as in nginx).
+                buf = BytesMut::new();
+                out = Vec::new();
+                let ready = tokio::time::timeout_at(deadline, stream.readable());
                 tokio::select! {
                     biased;
-                    r = read => r,
+                    r = ready => if !matches!(r, Ok(Ok(()))) { return None },
                     () = &mut cancelled => return None,
                 }
-            } else {
-                read.await
-            };
-            if !matches!(got, Ok(Ok(n)) if n > 0) {
-                return None; // closed, failed, or idle too long
+                buf.reserve(4 << 10);
+                match stream.try_read_buf(&mut buf) {
+                    Ok(0) => return None,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return None,
+                }
+                continue;
+            }
+            buf.reserve(4 << 10);
+            match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return None, // closed, failed, or too slow
             }
         };
         buf.advance(head.len);
@@ -145,16 +157,20 @@ pub(super) async fn serve(
             while buf.len() < body_len {
                 buf.reserve(body_len - buf.len());
                 match stream.read_buf(&mut buf).await {
-                    Ok(0) => return Err(ProxyError::InvalidRequest("connection closed inside the request body".into())),
+                    Ok(0) => {
+                        return Err(ProxyError::InvalidRequest("connection closed inside the request body".into()))
+                    }
                     Ok(_) => {}
                     Err(e) => return Err(ProxyError::InvalidRequest(format!("could not read body: {e}"))),
                 }
             }
             Ok(buf.split_to(body_len).freeze())
         };
-        let resp = answer(app, head.client, head.route, &head.request_id, body).await;
+        // Boxed: the request's state lives only while it is served, not in every connection.
+        let resp = Box::pin(answer(app, head.client, head.route, &head.request_id, body)).await;
         let close = head.close || cancel.is_cancelled();
         out.clear();
+        out.reserve(512 + resp.body.len().min(SLICE));
         encode_head(&mut out, &resp, &head.request_id, close);
         if write(&mut stream, &mut out, resp, idle).await.is_err() || close {
             let _ = stream.shutdown().await;

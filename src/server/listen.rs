@@ -235,8 +235,24 @@ async fn serve_connection<S>(
         return;
     }
     let Some(stream) = h1::serve(stream, state, peer, cancel, idle).await else { return };
+    // Boxed: hyper's connection state is allocated only for the connections handed to it.
+    Box::pin(with_hyper(builder, TokioIo::new(stream), service, activity, cancel, idle)).await;
+}
+
+/// A connection [`h1`] handed over, served by hyper from the bytes it had read.
+async fn with_hyper<S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: TokioIo<h1::Rewind>,
+    service: S,
+    activity: &Activity,
+    cancel: &CancellationToken,
+    idle: Duration,
+) where
+    S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     activity.mark_idle();
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     // Whether the connection was asked to close (GOAWAY sent, or keep-alive off).
     let mut closing = false;

@@ -55,6 +55,21 @@ pub use node::SimNode;
 pub const PROFILE_NAMES: [&str; 10] =
     ["archiver", "pruned", "gapped", "corrupted", "lagging", "disabled", "v3", "v4", "v5", "v6"];
 
+/// Accept-queue length of a simulated node's listener: Node.js's default (`server.listen`
+/// backlog 511), so a burst of new connections queues as it would at a real node.
+pub const BACKLOG: u32 = 511;
+
+/// A listener on `addr` with a real node's accept queue ([`BACKLOG`]).
+///
+/// # Errors
+/// The address cannot be bound.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Serves a simulated node on `listener` until `cancel` fires; used by `sentinel-proxy
 /// simulate` and the demo. Faults can be changed through `POST /control`.
 ///

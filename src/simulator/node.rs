@@ -31,7 +31,7 @@ impl SimNode {
     /// # Errors
     /// Binding the listener failed.
     pub async fn start(cfg: SimConfig) -> std::io::Result<SimNode> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = super::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         Ok(SimNode::start_on(listener, cfg).await)
     }
 

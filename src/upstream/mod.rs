@@ -45,6 +45,8 @@ pub struct Backend {
     pub url: Url,
     /// Parsed target for the HTTP client.
     pub uri: http::Uri,
+    /// `host:port` of the URL: where plain-HTTP connections go, and their `Host` header.
+    pub address: String,
     /// Redacted URL for `/health` and the dashboard.
     pub shown_url: String,
     /// Live request statistics (shared with this node's next `Backend` after a reload).
@@ -75,6 +77,11 @@ impl Backend {
             index,
             name: cfg.name.clone(),
             uri: cfg.url.as_str().parse().expect("validated url is a valid uri"),
+            address: format!(
+                "{}:{}",
+                cfg.url.host_str().unwrap_or_default(),
+                cfg.url.port_or_known_default().unwrap_or(80)
+            ),
             shown_url: redact_url(&cfg.url),
             url: cfg.url.clone(),
             stats: Arc::default(),

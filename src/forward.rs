@@ -31,8 +31,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::Config;
 use crate::upstream::Backend;
 
-/// The one HTTP client of the process (cloning shares the pool).
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// hyper's pooled client, for `https://` nodes (`http://` ones go through [`h1`]); shared
+/// behind one `Arc`, so a clone per request costs one count.
+pub type HttpClient = Arc<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>;
 
 /// `x-request-id`: taken from (or made for) the client, answered to it and sent to the node.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -65,11 +66,13 @@ pub fn client() -> HttpClient {
         .enable_http2()
         .wrap_connector(http);
     // `http1_writev(false)`: head and body leave in one write (as on the server side).
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE)
-        .pool_max_idle_per_host(1024)
-        .http1_writev(false)
-        .build(https)
+    Arc::new(
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(1024)
+            .http1_writev(false)
+            .build(https),
+    )
 }
 
 thread_local! {

@@ -156,7 +156,15 @@ pub async fn handle(app: &AppState, route: Route, body: Result<Body, BodyError>,
     if to_send.is_empty() && joiners.is_empty() {
         return finish(app, route, slots, batch, resp);
     }
-    let groups = group(to_send);
+    let mut groups = group(to_send);
+    if joiners.is_empty() && groups.len() == 1 {
+        // The common case (one call, or one group of plain reads): no join machinery.
+        let g = groups.pop().expect("one group");
+        if let Some((members, result)) = run_group(app, ctx, g).await {
+            record(&mut slots, &mut resp, &members, result);
+        }
+        return finish(app, route, slots, batch, resp);
+    }
     let sent = futures::future::join_all(groups.into_iter().map(|g| run_group(app, ctx, g)));
     let waited = futures::future::join_all(joiners.into_iter().map(|(p, rx)| join_leader(app, ctx, p, rx)));
     let (sent, waited) = futures::join!(sent, waited);

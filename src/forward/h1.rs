@@ -13,7 +13,6 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -142,7 +141,9 @@ fn encode_request(backend: &Backend, host: &str, body: &[u8], request_id: &str) 
         out.extend_from_slice(request_id.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let _ = write!(out, "content-length: {}\r\n\r\n", body.len());
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
     out
 }

@@ -253,7 +253,11 @@ fn parse(buf: &[u8], app: &AppState, peer: IpAddr) -> Parsed {
 /// The answer's status line and headers (the same as the hyper path's, see `into_http`).
 fn encode_head(out: &mut Vec<u8>, r: &RpcResponse, request_id: &str, close: bool) {
     let status = r.status;
-    let _ = write!(out, "HTTP/1.1 {} {}\r\n", status.as_str(), status.canonical_reason().unwrap_or(""));
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(b"content-type: application/json\r\n");
     for (k, v) in &r.headers {
         header(out, k.as_str().as_bytes(), v.as_bytes());
@@ -280,7 +284,7 @@ fn encode_head(out: &mut Vec<u8>, r: &RpcResponse, request_id: &str, close: bool
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
-    let _ = write!(out, "content-length: {}\r\n", r.body.len());
+    header(out, b"content-length", itoa::Buffer::new().format(r.body.len()).as_bytes());
     DATE.with(|d| {
         let mut d = d.borrow_mut();
         let now = SystemTime::now();

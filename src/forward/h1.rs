@@ -489,4 +489,53 @@ mod tests {
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-").unwrap().is_none());
         assert!(parse_head(b"garbage\r\n\r\n").is_err());
     }
+
+    /// A node on a real socket that answers every request with `raw` (then closes when told).
+    async fn node_answering(raw: &'static [u8], close: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            s.write_all(raw).await.unwrap();
+            if !close {
+                let _ = s.read(&mut buf).await; // keep the connection until the client drops it
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn chunked_and_close_delimited_answers_are_read_whole() {
+        let cases: [(&'static [u8], bool, bool); 3] = [
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\nx-t: 1\r\n\r\n",
+                false,
+                true,
+            ),
+            (b"HTTP/1.0 200 OK\r\n\r\n{\"a\": 1}", true, false),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n{\"a\": 1}", false, true),
+        ];
+        for (raw, close, reusable) in cases {
+            let addr = node_answering(raw, close).await;
+            let mut conn = Conn { stream: TcpStream::connect(&addr).await.unwrap(), read: BytesMut::new() };
+            let request = b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n";
+            match attempt(&mut conn, &addr, request, 1 << 20, None).await {
+                Ok((reply, reuse)) => {
+                    assert_eq!(&reply.body[..], b"{\"a\": 1}", "{}", String::from_utf8_lossy(raw));
+                    assert_eq!(reuse, reusable, "{}", String::from_utf8_lossy(raw));
+                }
+                Err(_) => panic!("{} was not read", String::from_utf8_lossy(raw)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_truncated_answer_is_an_error_not_a_short_body() {
+        let addr = node_answering(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"a\"", true).await;
+        let mut conn = Conn { stream: TcpStream::connect(&addr).await.unwrap(), read: BytesMut::new() };
+        let r = attempt(&mut conn, &addr, b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 1 << 20, None).await;
+        assert!(matches!(r, Err(Failure::Failed(ForwardError::Io(_)))));
+    }
 }

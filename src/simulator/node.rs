@@ -86,6 +86,17 @@ impl SimNode {
         self.state.tip()
     }
 
+    /// Closes every client connection that has nothing in flight (as a node does when its
+    /// keep-alive timeout passes); busy ones close after their answer.
+    pub fn close_idle_connections(&self) {
+        self.state.close_idle.notify_waiters();
+    }
+
+    /// Client connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.state.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Kills the node: stops listening and drops every open connection immediately, like a
     /// crashed process. Idempotent.
     pub fn stop(&self) {

@@ -10,6 +10,7 @@
 
 use std::convert::Infallible;
 use std::io::{Read as _, Write as _};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,16 +81,28 @@ async fn serve_conn(builder: Arc<Builder>, stream: TcpStream, node: Arc<NodeStat
     // Benchmarks measure latency: never let Nagle hold back a small answer.
     let _ = stream.set_nodelay(true);
     let conn_cancel = cancel.clone();
+    let counted = Arc::clone(&node);
     let service = service_fn(move |req| {
         let node = Arc::clone(&node);
         let conn_cancel = conn_cancel.clone();
         async move { Ok::<_, Infallible>(route(&node, &conn_cancel, req).await) }
     });
+    counted.connections.fetch_add(1, Ordering::Relaxed);
+    let close_idle = counted.close_idle.notified();
     let conn = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::select! {
-        _ = conn => {}
-        () = cancel.cancelled() => {}
+    tokio::pin!(conn, close_idle);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            () = cancel.cancelled() => break,
+            () = &mut close_idle, if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
     }
+    counted.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// A response before headers and compression are applied.

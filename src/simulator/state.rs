@@ -98,6 +98,10 @@ pub(crate) struct NodeState {
     tx_arrivals: Mutex<HashMap<String, u32>>,
     pub(crate) pool: Mutex<TxPool>,
     history: Mutex<Option<Arc<History>>>,
+    /// Client connections open now.
+    pub(crate) connections: std::sync::atomic::AtomicUsize,
+    /// Asks every connection to close once it has nothing in flight.
+    pub(crate) close_idle: tokio::sync::Notify,
 }
 
 impl NodeState {
@@ -112,6 +116,8 @@ impl NodeState {
             calls: (0..Method::ALL.len()).map(|_| AtomicU64::new(0)).collect(),
             other_calls: Mutex::new(HashMap::new()),
             tx_arrivals: Mutex::new(HashMap::new()),
+            connections: std::sync::atomic::AtomicUsize::new(0),
+            close_idle: tokio::sync::Notify::new(),
             pool: Mutex::new(TxPool::default()),
             history: Mutex::new(None),
             cfg,

@@ -122,7 +122,10 @@ where
             Err(e) => return proxy::reject_parsed(app, &parsed, &e),
         };
         let started = std::time::Instant::now();
-        let (mut resp, full) = app.answers.scope(proxy::handle(app, route, parsed, request_id)).await;
+        // Boxed: the request's routing state is kilobytes; built in place on the heap, it is
+        // not copied through every future that wraps it.
+        let handle = Box::pin(proxy::handle(app, route, parsed, request_id));
+        let (mut resp, full) = app.answers.scope(handle).await;
         if full && resp.status.is_server_error() {
             resp = answers_full(app);
         }

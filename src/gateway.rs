@@ -71,8 +71,9 @@ fn state(config: Arc<Config>, pool: Arc<Pool>, metrics: Arc<Metrics>, redis: Opt
 /// period for in-flight requests.
 ///
 /// Thread-per-core, like nginx's workers: every worker accepts from its own listening socket
-/// (`SO_REUSEPORT`, see [`bind`]; or from the one given, shared) and serves its connections start to finish on its own thread, with its own upstream
-/// connection pool (`forward::local_client`). That avoids the cross-thread wake-ups and
+/// (`SO_REUSEPORT`, see [`bind`]; or from the one given, shared) and serves its connections
+/// start to finish on its own thread, with its own pool of connections to the nodes (`forward`
+/// keeps one per thread). That avoids the cross-thread wake-ups and
 /// work-stealing of a shared runtime, which cost about a fifth of the gateway's CPU per
 /// request on a 2-core machine. Shared state (pool snapshot, cache, metrics) is lock-free or
 /// behind tiny critical sections, so the workers never wait on each other.

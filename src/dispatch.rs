@@ -250,6 +250,12 @@ impl Dispatcher<'_> {
                 },
             },
             r = &mut hedge => match r {
+                // A hedge that answers `-32601` knows less than the slower node may: that node's
+                // answer is awaited (the `-32601` still stands if it fails).
+                Ok(ok) if ok.1.iter().any(not_found) => match first.await {
+                    Ok(answer) => (Arc::clone(primary), Ok(answer)),
+                    Err(_) => (second, Ok(ok)),
+                },
                 Ok(ok) => {
                     primary.stats.penalize(delay * 2);
                     (second, Ok(ok))
@@ -284,9 +290,7 @@ impl Dispatcher<'_> {
         write: bool,
         mut delivered: Delivered,
     ) -> Delivered {
-        let lacking: Vec<usize> = (0..calls.len())
-            .filter(|&i| matches!(delivered.outcomes[i], Outcome::Error { code: jsonrpc::METHOD_NOT_FOUND, .. }))
-            .collect();
+        let lacking: Vec<usize> = (0..calls.len()).filter(|&i| not_found(&delivered.outcomes[i])).collect();
         if lacking.is_empty() {
             return delivered;
         }
@@ -361,6 +365,11 @@ impl Dispatcher<'_> {
         self.metrics.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
         Ok((reply, outcomes))
     }
+}
+
+/// Whether a node answered `-32601` (method not found).
+fn not_found(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Error { code: jsonrpc::METHOD_NOT_FOUND, .. })
 }
 
 /// The 503 error, listing why each backend cannot serve `route`.

@@ -129,6 +129,30 @@ async fn hedging_rescues_reads_when_one_node_is_slow() {
 }
 
 #[tokio::test]
+async fn a_hedge_answered_method_not_found_does_not_beat_the_slower_node() {
+    let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
+    let proxy = TestProxy::start(&[&a, &b], &[("ATTEMPT_TIMEOUT_MS", "3000")]).await;
+    // Warm-up as above, with `b` a little slower, so that afterwards `a` is the first choice.
+    b.set_faults(Faults { latency_ms: 3, ..Faults::default() });
+    let tip = a.tip();
+    for wave in 0..60u64 {
+        let reads = (0..10).map(|i| rpc(&proxy.url, "aztec_getBlock", json!([tip + 1 + wave * 10 + i])));
+        futures::future::join_all(reads).await;
+        if a.calls("getBlock") >= 30 && b.calls("getBlock") >= 30 {
+            break;
+        }
+    }
+    assert!(a.calls("getBlock") >= 30 && b.calls("getBlock") >= 30, "both nodes warmed up");
+    // `a` turns slow (a hedge goes to `b`), and `b` answers -32601 for everything, at once.
+    a.set_faults(Faults { latency_ms: 300, ..Faults::default() });
+    b.set_faults(Faults { rpc_error: Some(-32601), ..Faults::default() });
+    let r = rpc(&proxy.url, "aztec_getCurrentMinFees", json!([])).await;
+    assert_eq!(r.status, 200, "the hedge's -32601 was taken over the slower node's answer: {}", r.json());
+    assert!(r.json().get("result").is_some(), "{}", r.json());
+    assert_eq!(r.header("x-sentinel-backend").as_deref(), Some("node-0"));
+}
+
+#[tokio::test]
 async fn replicas_share_the_redis_tier_and_survive_its_death() {
     let mut redis = RedisServer::start().await;
     let a = node(ApiVersion::V6).await;

@@ -5,13 +5,19 @@
 
 use url::Url;
 
-/// One upstream node as configured.
-#[derive(Clone, Debug)]
+/// One upstream node as configured (`Debug` shows the URL redacted).
+#[derive(Clone)]
 pub struct BackendConfig {
     /// Display name (`name=url`), else `host:port` of the URL.
     pub name: String,
     /// Full URL, possibly with credentials; never shown without [`redact_url`].
     pub url: Url,
+}
+
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendConfig").field("name", &self.name).field("url", &redact_url(&self.url)).finish()
+    }
 }
 
 pub(super) fn split_list(v: &str) -> Vec<String> {
@@ -159,6 +165,8 @@ mod tests {
         let u = Url::parse("https://user:secret@rpc.example/path?apikey=abc").unwrap();
         let r = redact_url(&u);
         assert!(!r.contains("secret") && !r.contains("abc") && !r.contains("user"), "{r}");
+        let debug = format!("{:?}", BackendConfig { name: "n".into(), url: u });
+        assert!(!debug.contains("secret") && !debug.contains("abc") && debug.contains("rpc.example"), "{debug}");
     }
 
     #[test]

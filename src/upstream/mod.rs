@@ -35,7 +35,7 @@ pub enum Namespace {
 }
 
 /// A node: identity plus live counters. Lives as long as the process; snapshots share it.
-#[derive(Debug)]
+/// `Debug` shows its URL redacted, never its credentials.
 pub struct Backend {
     /// Position in the configured list (stable id).
     pub index: usize,
@@ -68,6 +68,18 @@ struct Learned {
     /// Methods (bit = [`MethodInfo::id`]) the node answered `-32601` for since its last
     /// restart or upgrade.
     lacking: [AtomicU64; 2],
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("index", &self.index)
+            .field("name", &self.name)
+            .field("url", &self.shown_url)
+            .field("stats", &self.stats)
+            .field("circuit", &self.circuit)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Backend {

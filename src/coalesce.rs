@@ -72,10 +72,14 @@ impl Coalescer {
 }
 
 impl LeaderGuard {
-    /// Publishes the leader's outcome to every joiner.
-    pub fn publish(mut self, p: Published) {
+    /// Publishes the leader's outcome (made by `outcome`, only when somebody joined) to every
+    /// joiner.
+    pub fn publish(mut self, outcome: impl FnOnce() -> Published) {
         self.table.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
-        let _ = self.tx.send(Some(p));
+        // Out of the table, nobody can join any more: the receivers left are the joiners'.
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(Some(outcome()));
+        }
         self.published = true;
     }
 }
@@ -127,7 +131,7 @@ mod tests {
             fallback: false,
             charge: Default::default(),
         };
-        lead.publish(Published::Done(answer));
+        lead.publish(|| Published::Done(answer));
         let Some(Published::Done(got)) = waiter.await.unwrap() else { panic!("the leader's answer") };
         assert_eq!((got.backend.as_str(), got.status), ("a", http::StatusCode::BAD_REQUEST), "with its status");
         assert!(c.is_empty());

@@ -263,7 +263,7 @@ async fn run_group(app: &AppState, ctx: Ctx<'_>, g: Group) -> Option<GroupResult
         affinity::observe(app, &p.call.method, p.call.params.as_deref(), outcome, d.backend_index);
         store(app, p, outcome, d);
         if let Some(guard) = guard {
-            guard.publish(Published::Done(d.one(i, members_alone_status(d, i))));
+            guard.publish(|| Published::Done(d.one(i, members_alone_status(d, i))));
         }
     }
     Some((members, result))

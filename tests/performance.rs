@@ -100,15 +100,13 @@ async fn a_new_tip_is_visible_within_one_cache_lifetime() {
     assert!(started.elapsed() < Duration::from_millis(600), "visible after {:?}", started.elapsed());
 }
 
-#[tokio::test]
-async fn hedging_rescues_reads_when_one_node_is_slow() {
-    let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
-    let proxy = TestProxy::start(&[&a, &b], &[("ATTEMPT_TIMEOUT_MS", "3000")]).await;
-    // Warm-up: concurrent, distinct (so neither cached nor coalesced) reads, which
-    // power-of-two-choices spreads over both nodes by in-flight count, until each node has the
-    // request history a hedge needs (sequential reads would all go to the faster node).
+/// Warm-up for hedging: waves of ten concurrent, distinct (so neither cached nor coalesced)
+/// reads, which power-of-two-choices spreads over both nodes by in-flight count, until each
+/// node has the request history a hedge needs (sequential reads would all go to the faster
+/// node); at most `waves` waves.
+async fn warm_up(proxy: &TestProxy, a: &SimNode, b: &SimNode, waves: u64) {
     let tip = a.tip();
-    for wave in 0..40u64 {
+    for wave in 0..waves {
         let reads = (0..10).map(|i| rpc(&proxy.url, "aztec_getBlock", json!([tip + 1 + wave * 10 + i])));
         futures::future::join_all(reads).await;
         if a.calls("getBlock") >= 30 && b.calls("getBlock") >= 30 {
@@ -116,6 +114,13 @@ async fn hedging_rescues_reads_when_one_node_is_slow() {
         }
     }
     assert!(a.calls("getBlock") >= 30 && b.calls("getBlock") >= 30, "both nodes warmed up");
+}
+
+#[tokio::test]
+async fn hedging_rescues_reads_when_one_node_is_slow() {
+    let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
+    let proxy = TestProxy::start(&[&a, &b], &[("ATTEMPT_TIMEOUT_MS", "3000")]).await;
+    warm_up(&proxy, &a, &b, 40).await;
     a.set_faults(Faults { latency_ms: 1500, ..Faults::default() });
     for _ in 0..5 {
         let started = tokio::time::Instant::now();
@@ -132,17 +137,9 @@ async fn hedging_rescues_reads_when_one_node_is_slow() {
 async fn a_hedge_answered_method_not_found_does_not_beat_the_slower_node() {
     let (a, b) = (node(ApiVersion::V5).await, node(ApiVersion::V5).await);
     let proxy = TestProxy::start(&[&a, &b], &[("ATTEMPT_TIMEOUT_MS", "3000")]).await;
-    // Warm-up as above, with `b` a little slower, so that afterwards `a` is the first choice.
+    // Warm-up with `b` a little slower, so that afterwards `a` is the first choice.
     b.set_faults(Faults { latency_ms: 3, ..Faults::default() });
-    let tip = a.tip();
-    for wave in 0..60u64 {
-        let reads = (0..10).map(|i| rpc(&proxy.url, "aztec_getBlock", json!([tip + 1 + wave * 10 + i])));
-        futures::future::join_all(reads).await;
-        if a.calls("getBlock") >= 30 && b.calls("getBlock") >= 30 {
-            break;
-        }
-    }
-    assert!(a.calls("getBlock") >= 30 && b.calls("getBlock") >= 30, "both nodes warmed up");
+    warm_up(&proxy, &a, &b, 60).await;
     // `a` turns slow (a hedge goes to `b`), and `b` answers -32601 for everything, at once.
     a.set_faults(Faults { latency_ms: 300, ..Faults::default() });
     b.set_faults(Faults { rpc_error: Some(-32601), ..Faults::default() });

@@ -288,7 +288,7 @@ async fn post(
     limit: usize,
     budget: Option<&AnswerBudget>,
 ) -> Result<Reply, ForwardError> {
-    let sent = async {
+    let sent = async move {
         if backend.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
             return h1::exchange(backend, &body, request_id, limit, budget).await;
         }
@@ -300,7 +300,7 @@ async fn post(
         if let Ok(v) = HeaderValue::from_str(request_id) {
             req = req.header(X_REQUEST_ID.clone(), v);
         }
-        let req = req.body(Full::new(body.clone())).map_err(|e| ForwardError::Connect(e.to_string()))?;
+        let req = req.body(Full::new(body)).map_err(|e| ForwardError::Connect(e.to_string()))?;
         exchange(client, req, limit, budget).await
     };
     match tokio::time::timeout(timeout, sent).await {

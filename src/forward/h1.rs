@@ -5,9 +5,11 @@
 //! Connections are pooled per thread and node address (a worker's requests and their upstream
 //! connections live on the same thread: no lock, no connection task, no channel). The pool keeps
 //! the most recently used connection on top and drops connections idle for [`POOL_IDLE`]
-//! whenever it is touched, so it never hands out a socket the node is about to close. A reused
-//! connection that fails before a single byte of the answer arrived was closed by the node
-//! while idle: the request is sent once more on a new connection (the node never read it).
+//! whenever it is touched, so it never hands out a socket the node is about to close, and
+//! peeks at a connection before reusing it: one the node closed (FIN or reset) or wrote to
+//! unasked is dropped. A request, once written, is never sent again here: a node that reads it
+//! and closes without answering may have acted on it (a `sendTx`), and whether another node
+//! gets it is the dispatcher's call (reads yes, writes no), as with hyper's client.
 //!
 //! `https://` nodes (TLS, HTTP/2 by ALPN) go through hyper's client instead.
 
@@ -78,20 +80,28 @@ fn with_node<R>(addr: &str, f: impl FnOnce(&mut Node) -> R) -> R {
     })
 }
 
-/// The most recently used idle connection to `addr` that is not too old, if any.
+/// The most recently used idle connection to `addr` that is not too old and still open, if any.
 fn checkout(addr: &str) -> Option<Conn> {
     with_node(addr, |node| {
         let idle = &mut node.idle;
         let now = Instant::now();
         while let Some(top) = idle.pop_back() {
-            if now.duration_since(top.since) < POOL_IDLE {
+            if now.duration_since(top.since) >= POOL_IDLE {
+                idle.clear(); // the rest is older still
+            } else if quiet(&top.conn.stream) {
                 expire(idle, now);
                 return Some(top.conn);
             }
-            idle.clear(); // the rest is older still
         }
         None
     })
+}
+
+/// Whether an idle connection is open with nothing to read: a peek that would block. End of
+/// stream (the node closed it), a reset, or bytes nobody asked for all mean it is not usable.
+fn quiet(stream: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    matches!(socket2::SockRef::from(stream).peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 /// Puts a connection that ended an exchange cleanly back in the pool.
@@ -159,30 +169,15 @@ pub(super) async fn exchange(
 ) -> Result<Reply, ForwardError> {
     let addr = backend.address.as_str();
     let request = encode_request(backend, addr, body, request_id);
-    if let Some(mut conn) = checkout(addr) {
-        match attempt(&mut conn, addr, &request, limit, budget).await {
-            Ok((reply, reusable)) => {
-                if reusable {
-                    checkin(addr, conn);
-                }
-                return Ok(reply);
-            }
-            // Closed by the node while idle: nothing was read, so send it again below.
-            Err(Failure::Stale) => {}
-            Err(Failure::Failed(e)) => return Err(e),
-        }
+    let mut conn = match checkout(addr) {
+        Some(conn) => conn,
+        None => connect(addr).await?,
+    };
+    let (reply, reusable) = attempt(&mut conn, addr, &request, limit, budget).await?;
+    if reusable {
+        checkin(addr, conn);
     }
-    let mut conn = connect(addr).await?;
-    match attempt(&mut conn, addr, &request, limit, budget).await {
-        Ok((reply, reusable)) => {
-            if reusable {
-                checkin(addr, conn);
-            }
-            Ok(reply)
-        }
-        Err(Failure::Stale) => Err(ForwardError::Io("connection closed before the answer".into())),
-        Err(Failure::Failed(e)) => Err(e),
-    }
+    Ok(reply)
 }
 
 async fn connect(addr: &str) -> Result<Conn, ForwardError> {
@@ -195,21 +190,6 @@ async fn connect(addr: &str) -> Result<Conn, ForwardError> {
     let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(30));
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
     Ok(Conn { stream, read: BytesMut::with_capacity(8 << 10) })
-}
-
-/// How one attempt on a connection ended badly.
-enum Failure {
-    /// The connection was closed (or reset) before any byte of the answer: the node did not
-    /// read the request.
-    Stale,
-    /// Anything else.
-    Failed(ForwardError),
-}
-
-impl From<ForwardError> for Failure {
-    fn from(e: ForwardError) -> Failure {
-        Failure::Failed(e)
-    }
 }
 
 /// What the answer's head says about its body.
@@ -237,11 +217,9 @@ async fn attempt(
     request: &[u8],
     limit: usize,
     budget: Option<&AnswerBudget>,
-) -> Result<(Reply, bool), Failure> {
+) -> Result<(Reply, bool), ForwardError> {
     conn.read.clear();
-    if let Err(e) = conn.stream.write_all(request).await {
-        return Err(if stale(&e) { Failure::Stale } else { Failure::Failed(io(&e)) });
-    }
+    conn.stream.write_all(request).await.map_err(|e| io(&e))?;
     let head = loop {
         if let Some(head) = parse_head(&conn.read)? {
             conn.read.advance(head.len);
@@ -251,26 +229,25 @@ async fn attempt(
             break head;
         }
         if conn.read.len() >= MAX_HEAD {
-            return Err(ForwardError::Io("answer head too large".into()).into());
+            return Err(ForwardError::Io("answer head too large".into()));
         }
         conn.read.reserve(4 << 10);
         match conn.stream.read_buf(&mut conn.read).await {
-            Ok(0) if conn.read.is_empty() => return Err(Failure::Stale),
-            Ok(0) => return Err(ForwardError::Io("connection closed inside the answer head".into()).into()),
+            Ok(0) if conn.read.is_empty() => return Err(ForwardError::Io("closed without an answer".into())),
+            Ok(0) => return Err(ForwardError::Io("connection closed inside the answer head".into())),
             Ok(_) => {}
-            Err(e) if conn.read.is_empty() && stale(&e) => return Err(Failure::Stale),
-            Err(e) => return Err(io(&e).into()),
+            Err(e) => return Err(io(&e)),
         }
     };
     if head.status.is_server_error() {
-        return Err(ForwardError::Status(head.status.as_u16()).into());
+        return Err(ForwardError::Status(head.status.as_u16()));
     }
     let mut buf = Buffer::new(budget, limit);
     let mut reusable = head.keep_alive;
     match head.framing {
         Framing::Length(n) => {
             if n > limit {
-                return Err(ForwardError::TooLarge(limit).into());
+                return Err(ForwardError::TooLarge(limit));
             }
             buf.reserve(n, true).await?;
             let have = conn.read.len().min(n);
@@ -280,9 +257,9 @@ async fn attempt(
                 // Exactly the rest: the spare capacity is `n - len`, so nothing past the answer.
                 let want = n - buf.data.len();
                 match (&mut conn.stream).take(want as u64).read_buf(&mut buf.data).await {
-                    Ok(0) => return Err(ForwardError::Io("connection closed inside the answer body".into()).into()),
+                    Ok(0) => return Err(ForwardError::Io("connection closed inside the answer body".into())),
                     Ok(_) => {}
-                    Err(e) => return Err(io(&e).into()),
+                    Err(e) => return Err(io(&e)),
                 }
             }
         }
@@ -294,19 +271,19 @@ async fn attempt(
             conn.read.clear();
             loop {
                 if buf.data.len() > limit {
-                    return Err(ForwardError::TooLarge(limit).into());
+                    return Err(ForwardError::TooLarge(limit));
                 }
                 buf.reserve(8 << 10, false).await?;
                 match conn.stream.read_buf(&mut buf.data).await {
                     Ok(0) => break,
                     Ok(_) => {}
-                    Err(e) => return Err(io(&e).into()),
+                    Err(e) => return Err(io(&e)),
                 }
             }
         }
     }
     if buf.data.len() > limit {
-        return Err(ForwardError::TooLarge(limit).into());
+        return Err(ForwardError::TooLarge(limit));
     }
     // Bytes past the answer mean the node and the gateway disagree on framing.
     reusable &= conn.read.is_empty();
@@ -459,12 +436,6 @@ async fn fill(conn: &mut Conn, what: &str) -> Result<(), ForwardError> {
     }
 }
 
-/// Whether a failure on a reused connection means the node had closed it while idle.
-fn stale(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof)
-}
-
 fn io(e: &std::io::Error) -> ForwardError {
     ForwardError::Io(format!("connection error: {e}"))
 }
@@ -536,6 +507,86 @@ mod tests {
         let addr = node_answering(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"a\"", true).await;
         let mut conn = Conn { stream: TcpStream::connect(&addr).await.unwrap(), read: BytesMut::new() };
         let r = attempt(&mut conn, &addr, b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 1 << 20, None).await;
-        assert!(matches!(r, Err(Failure::Failed(ForwardError::Io(_)))));
+        assert!(matches!(r, Err(ForwardError::Io(_))));
+    }
+
+    /// A node whose connections each answer `answers` requests and then read one more and close
+    /// without answering; it counts the requests that arrived.
+    async fn node_reading_then_closing(answers: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let arrived = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&arrived);
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let count = std::sync::Arc::clone(&count);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    for served in 0.. {
+                        if s.read(&mut buf).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        count.fetch_add(1, Ordering::SeqCst);
+                        if served == answers {
+                            return; // read, and closed without a word
+                        }
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                        s.write_all(answer).await.unwrap();
+                    }
+                });
+            }
+        });
+        (addr, arrived)
+    }
+
+    fn backend(addr: &str) -> Backend {
+        let config = crate::config::Config::for_tests(&[&format!("http://{addr}")]);
+        Backend::new(0, &config.backends[0], &config)
+    }
+
+    #[tokio::test]
+    async fn a_request_the_node_read_is_never_sent_again() {
+        use std::sync::atomic::Ordering;
+        let (addr, arrived) = node_reading_then_closing(1).await;
+        let node = backend(&addr);
+        assert!(exchange(&node, b"{}", "r1", 1 << 20, None).await.is_ok());
+        // The pooled connection is open and quiet, so it is reused; the node reads the request
+        // and closes: that is an error for the dispatcher, not a second copy on a new connection.
+        let second = exchange(&node, b"{}", "r2", 1 << 20, None).await;
+        assert!(matches!(second, Err(ForwardError::Io(_))), "{second:?}");
+        assert_eq!(arrived.load(Ordering::SeqCst), 2, "the second request reached the node twice");
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_node_closed_while_idle_is_not_reused() {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&served);
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            // The first connection answers once and is closed by the node while idle.
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").await.unwrap();
+            drop(s);
+            closed_tx.send(()).unwrap();
+            let (mut s, _) = listener.accept().await.unwrap();
+            let _ = s.read(&mut buf).await;
+            count.fetch_add(1, Ordering::SeqCst);
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n[{}]").await.unwrap();
+            let _ = s.read(&mut buf).await;
+        });
+        let node = backend(&addr);
+        assert!(exchange(&node, b"{}", "r1", 1 << 20, None).await.is_ok());
+        closed_rx.await.unwrap();
+        // Over loopback the node's FIN is in the socket by the time its close returned.
+        let reply = exchange(&node, b"{}", "r2", 1 << 20, None).await.expect("answered on a new connection");
+        assert_eq!(&reply.body[..], b"[{}]");
+        assert_eq!(served.load(Ordering::SeqCst), 1);
     }
 }

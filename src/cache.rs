@@ -53,7 +53,7 @@ fn volatile_keys() -> Vec<String> {
 /// The caching rule for a call, given the highest finalized block known to the fleet.
 pub fn policy(info: &MethodInfo, params: Option<&RawValue>, finalized: Option<u64>, volatile: Duration) -> Rule {
     let below_final = |n: u64| finalized.is_some_and(|f| n <= f);
-    let anchored = || match jsonrpc::first_number(params) {
+    let anchored = |number: Option<u64>| match number {
         Some(n) if below_final(n) => Rule::For(IMMUTABLE_TTL),
         _ => Rule::Never,
     };
@@ -62,9 +62,11 @@ pub fn policy(info: &MethodInfo, params: Option<&RawValue>, finalized: Option<u6
         Keep::Tip if volatile.is_zero() || params.is_some_and(|p| p.get() != "[]") => Rule::Never,
         Keep::Tip => Rule::For(volatile),
         Keep::Network => Rule::For(STATIC_TTL),
-        Keep::Anchored => anchored(),
-        Keep::Block if jsonrpc::first_number(params).is_none() => Rule::IfFinal,
-        Keep::Block => anchored(),
+        Keep::Anchored => anchored(jsonrpc::first_number(params)),
+        Keep::Block => match jsonrpc::first_number(params) {
+            None => Rule::IfFinal,
+            number => anchored(number),
+        },
         Keep::Range => {
             let p: Option<Vec<u64>> = params
                 .and_then(|p| serde_json::from_str::<Vec<serde_json::Value>>(p.get()).ok())
@@ -111,11 +113,15 @@ pub fn key(method: &str, info: &MethodInfo, params: Option<&RawValue>) -> String
     let mut out = String::with_capacity(info.name.len() + p.len() + 8);
     // Answers whose shape depends on the API generation are kept apart per caller generation.
     if info.by_generation {
-        out.push_str(method.split_once('_').map_or("", |(ns, _)| ns));
+        out.push_str(crate::methods::namespace(method).unwrap_or(""));
         out.push('/');
     }
     out.push_str(info.name);
     out.push(':');
+    if !p.bytes().any(|b| b.is_ascii_whitespace()) {
+        out.push_str(p); // the common case: nothing to remove
+        return out;
+    }
     let mut in_string = false;
     let mut escaped = false;
     for c in p.chars() {

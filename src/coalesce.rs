@@ -4,7 +4,6 @@
 //! deadline. If the leader gives up (its client went away, or its own deadline passed), joiners
 //! that still have time are told to go themselves — a waiter never fails because of the leader.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -26,7 +25,7 @@ type Slot = watch::Receiver<Option<Published>>;
 #[derive(Debug, Default)]
 pub struct Coalescer {
     /// Tiny critical sections only (insert / remove); never held across `.await`.
-    inflight: Mutex<HashMap<String, Slot>>,
+    inflight: Mutex<foldhash::HashMap<String, Slot>>,
 }
 
 /// The caller's role for one key.

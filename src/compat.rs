@@ -66,7 +66,7 @@ pub enum Generation {
 impl Generation {
     /// The generation of a caller using `method`.
     pub fn of_client(method: &str) -> Option<Generation> {
-        match method.split_once('_')?.0 {
+        match methods::namespace(method)? {
             "node" => Some(Generation::Legacy),
             "aztec" => Some(Generation::Current),
             _ => None,
@@ -140,18 +140,18 @@ pub fn serves(backend: &Backend, call: &Outbound) -> bool {
 }
 
 /// The full name to send for `call` to `backend`, with the params to send.
-pub fn wire_call<'a>(backend: &Backend, call: &'a Outbound) -> (String, Option<WireParams<'a>>) {
+pub fn wire_call<'a>(backend: &Backend, call: &'a Outbound) -> (&'a str, Option<WireParams<'a>>) {
     let major = backend.api_major();
-    let client_ns = call.method.split_once('_').map_or("", |(ns, _)| ns);
+    let client_ns = methods::namespace(&call.method).unwrap_or("");
     let Some(t) = call.info().and_then(|i| target(i, call.params.as_deref(), major)) else {
-        return (call.method.clone(), call.params.as_deref().map(WireParams::Raw));
+        return (call.method.as_str(), call.params.as_deref().map(WireParams::Raw));
     };
     let ns = namespace_for(backend, client_ns);
     let params = match t.params {
         Some(p) => Some(WireParams::Text(p)),
         None => call.params.as_deref().map(WireParams::Raw),
     };
-    (format!("{ns}_{}", t.method.name), params)
+    (t.method.full_name(ns), params)
 }
 
 /// The namespace to use on `backend` for a caller that used `client_ns`: `node` where only

@@ -320,8 +320,28 @@ pub fn encode_answer(out: &mut Vec<u8>, id: Option<&RawValue>, outcome: &Outcome
 
 /// The first positional param, raw (borrowed from `params`).
 pub fn first_param(params: Option<&RawValue>) -> Option<&RawValue> {
-    let p: Vec<&RawValue> = serde_json::from_str(params?.get()).ok()?;
-    p.first().copied()
+    serde_json::from_str::<FirstParam<'_>>(params?.get()).ok()?.0
+}
+
+/// The first element of a JSON array, the rest checked and skipped (no list is built).
+struct FirstParam<'a>(Option<&'a RawValue>);
+
+impl<'de> Deserialize<'de> for FirstParam<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = FirstParam<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a params array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let first = seq.next_element::<&'de RawValue>()?;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(FirstParam(first))
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
 }
 
 /// The first positional param as a plain integer (a block number).

@@ -2,8 +2,9 @@
 //! name without namespace, with its class. The allow list, retry policy, stickiness, cache,
 //! coalescing and metrics labels all read this table; there is no second list.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
+
+use foldhash::HashMap;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -215,11 +216,14 @@ pub const NAMESPACES: [&str; 2] = ["aztec", "node"];
 /// Looks a full method name (`aztec_getBlock`, `node_getBlock`) up in the table; `None` for
 /// anything else.
 pub fn lookup(method: &str) -> Option<&'static MethodInfo> {
-    let (ns, name) = method.split_once('_')?;
-    if !NAMESPACES.contains(&ns) {
-        return None;
-    }
-    by_name().get(name).map(|&i| &METHODS[i])
+    let name = method.strip_prefix("aztec_").or_else(|| method.strip_prefix("node_"))?;
+    by_bare_name(name)
+}
+
+/// The namespace of a full method name (`aztec` of `aztec_getBlock`), if it has one.
+pub fn namespace(method: &str) -> Option<&str> {
+    // A byte scan: a char searcher costs more than the short names it searches.
+    method.bytes().position(|b| b == b'_').map(|i| &method[..i])
 }
 
 /// Name → index, built once (the request path looks methods up several times per item).
@@ -236,7 +240,25 @@ pub fn by_bare_name(name: &str) -> Option<&'static MethodInfo> {
 impl MethodInfo {
     /// Position in [`METHODS`] (a stable small id for per-method bit sets).
     pub fn id(&self) -> usize {
-        by_name().get(self.name).copied().unwrap_or(0)
+        // Rows handed out by this module are elements of METHODS: their position is their
+        // offset; a copy made elsewhere is found by name.
+        let offset = (self as *const MethodInfo as usize).wrapping_sub(METHODS.as_ptr() as usize);
+        let i = offset / std::mem::size_of::<MethodInfo>();
+        if i < METHODS.len() && std::ptr::eq(&METHODS[i], self) {
+            i
+        } else {
+            by_name().get(self.name).copied().unwrap_or(0)
+        }
+    }
+
+    /// The full name in namespace `ns` (`aztec` or `node`; anything else is taken as `aztec`),
+    /// without allocating: the names are built once.
+    pub fn full_name(&self, ns: &str) -> &'static str {
+        static NAMES: OnceLock<Vec<[String; 2]>> = OnceLock::new();
+        let names = NAMES.get_or_init(|| {
+            METHODS.iter().map(|m| [format!("aztec_{}", m.name), format!("node_{}", m.name)]).collect()
+        });
+        names[self.id()][usize::from(ns == "node")].as_str()
     }
 }
 
@@ -276,7 +298,7 @@ impl Policy {
             b.build().unwrap_or_else(|_| GlobSet::empty())
         };
         let mut policy =
-            Policy { allow: (!allow.is_empty()).then(|| build(allow)), deny: build(deny), known: HashMap::new() };
+            Policy { allow: (!allow.is_empty()).then(|| build(allow)), deny: build(deny), known: HashMap::default() };
         let names: Vec<String> =
             NAMESPACES.iter().flat_map(|ns| METHODS.iter().map(move |m| format!("{ns}_{}", m.name))).collect();
         for name in names {
@@ -361,8 +383,14 @@ mod tests {
         assert!(METHODS.len() <= 128, "Backend keeps a 128-bit set of lacked methods");
         for (i, m) in METHODS.iter().enumerate() {
             assert_eq!(m.id(), i, "{}", m.name);
+            let copy = *m;
+            assert_eq!(copy.id(), i, "a copy of {} is found by name", m.name);
             assert!(m.since <= m.until, "{}", m.name);
         }
+        let block = lookup("node_getBlock").unwrap();
+        assert_eq!((block.full_name("aztec"), block.full_name("node")), ("aztec_getBlock", "node_getBlock"));
+        assert_eq!((namespace("aztec_getBlock"), namespace("getBlock")), (Some("aztec"), None));
+        assert!(lookup("eth_getBlock").is_none() && lookup("aztec_").is_none() && lookup("getBlock").is_none());
         let cost = |m: &str| super::cost(m);
         assert_eq!((cost("aztec_getBlockNumber"), cost("node_getL2Tips"), cost("eth_blockNumber")), (1, 1, 1));
         assert_eq!((cost("aztec_getPublicDataWitness"), cost("aztec_getPublicStorageAt")), (5, 5), "world state");

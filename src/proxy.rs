@@ -331,7 +331,11 @@ fn record(slots: &mut [Slot], resp: &mut RpcResponse, members: &[Pending], resul
             for (p, o) in members.iter().zip(d.outcomes) {
                 fill(&mut slots[p.slot], o, d.backend.clone(), d.status, false);
             }
-            resp.headers.extend(d.headers);
+            if resp.headers.is_empty() {
+                resp.headers = d.headers; // the common case: one group, its headers as they are
+            } else {
+                resp.headers.extend(d.headers);
+            }
         }
         Err(e) => {
             for p in members {

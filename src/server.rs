@@ -263,7 +263,11 @@ pub fn request_id(given: Option<&[u8]>) -> String {
         None => {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             let n = rand::random::<u64>();
-            (0..16).rev().map(|i| char::from(HEX[((n >> (i * 4)) & 0xf) as usize])).collect()
+            let mut id = String::with_capacity(16);
+            for i in (0..16).rev() {
+                id.push(char::from(HEX[((n >> (i * 4)) & 0xf) as usize]));
+            }
+            id
         }
     }
 }

@@ -33,9 +33,9 @@ pub fn encode<'a>(calls: impl ExactSizeIterator<Item = (&'a str, Option<&'a str>
 
 /// Encodes a client's calls for `backend`: the names and params it answers ([`compat`]).
 pub fn encode_for(backend: &Backend, calls: &[Outbound]) -> Bytes {
-    let wired: Vec<(String, Option<compat::WireParams<'_>>)> =
+    let wired: Vec<(&str, Option<compat::WireParams<'_>>)> =
         calls.iter().map(|c| compat::wire_call(backend, c)).collect();
-    encode(wired.iter().map(|(name, params)| (name.as_str(), params.as_ref().map(compat::WireParams::get))))
+    encode(wired.iter().map(|(name, params)| (*name, params.as_ref().map(compat::WireParams::get))))
 }
 
 /// Puts a node's answers back in call order by internal id (by position when an answer has no

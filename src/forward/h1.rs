@@ -97,11 +97,14 @@ fn checkout(addr: &str) -> Option<Conn> {
     })
 }
 
-/// Whether an idle connection is open with nothing to read: a peek that would block. End of
-/// stream (the node closed it), a reset, or bytes nobody asked for all mean it is not usable.
+/// Whether an idle connection is open with nothing to read. End of stream (the node closed
+/// it), a reset, or bytes nobody asked for all mean it is not usable. No system call unless the
+/// reactor saw the socket become readable since a read drained it (tokio clears readiness when
+/// a read comes back short): then a peek tells a close from a readiness left over.
 fn quiet(stream: &TcpStream) -> bool {
     let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
-    matches!(socket2::SockRef::from(stream).peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    let peeked = stream.try_io(tokio::io::Interest::READABLE, || socket2::SockRef::from(stream).peek(&mut byte));
+    matches!(peeked, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 /// Puts a connection that ended an exchange cleanly back in the pool.
@@ -584,7 +587,9 @@ mod tests {
         let node = backend(&addr);
         assert!(exchange(&node, b"{}", "r1", 1 << 20, None).await.is_ok());
         closed_rx.await.unwrap();
-        // Over loopback the node's FIN is in the socket by the time its close returned.
+        // The node's FIN is in the socket by the time its close returned (loopback); the
+        // reactor notes it on its next turn, which a yield waits for.
+        tokio::task::yield_now().await;
         let reply = exchange(&node, b"{}", "r2", 1 << 20, None).await.expect("answered on a new connection");
         assert_eq!(&reply.body[..], b"[{}]");
         assert_eq!(served.load(Ordering::SeqCst), 1);

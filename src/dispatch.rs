@@ -20,7 +20,7 @@ pub use crate::compat::Outbound;
 use crate::error::ProxyError;
 use crate::forward::{self, ForwardError, Reply};
 use crate::jsonrpc::{self, Outcome};
-use crate::metrics::{LatencyLabels, Metrics, UpstreamErrorLabels};
+use crate::metrics::{Metrics, UpstreamErrorLabels};
 use crate::selection::{self, Needs, Route};
 use crate::upstream::{Backend, CircuitState, Pool, Snapshot};
 use crate::wire;
@@ -361,8 +361,7 @@ impl Dispatcher<'_> {
         let elapsed = started.elapsed();
         backend.stats.record_latency(elapsed);
         let method = calls.first().map_or("other", |c| Metrics::method_label(&c.method));
-        let labels = LatencyLabels { method, backend: backend.name.clone() };
-        self.metrics.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        self.metrics.observe_latency(method, &backend.name, elapsed.as_secs_f64());
         Ok((reply, outcomes))
     }
 }

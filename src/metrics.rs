@@ -22,6 +22,7 @@ use crate::upstream::{BackendView, CircuitState, Snapshot};
 use crate::validators::{ValidatorReport, WatchStatus};
 
 mod labels;
+mod series;
 pub use labels::*;
 
 /// Every integrity status with its label value, in state-set order.
@@ -40,6 +41,8 @@ fn latency_histogram() -> Histogram {
 /// Every metric of the gateway.
 pub struct Metrics {
     registry: Registry,
+    /// Process-unique id (keys this gateway's per-thread series handles).
+    id: u64,
     /// Request items served.
     pub requests: Family<RequestLabels, Counter>,
     /// Upstream attempt latency by method and backend (seconds).
@@ -171,6 +174,7 @@ impl Metrics {
             served: Counter::default(),
             failed: Counter::default(),
             registry: Registry::default(),
+            id: series::next_id(),
         };
         m.register_traffic(&mut registry);
         m.register_backends(&mut registry);

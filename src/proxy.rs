@@ -17,7 +17,7 @@ use crate::dispatch::{Ctx, Delivered, Outbound};
 use crate::error::ProxyError;
 use crate::jsonrpc::{self, Body, BodyError, Item, Outcome};
 use crate::methods::{self, Class, MethodInfo};
-use crate::metrics::{Metrics, ReasonLabel, RequestLabels};
+use crate::metrics::{Metrics, ReasonLabel};
 use crate::selection::{Needs, Route};
 use crate::state::AppState;
 
@@ -430,13 +430,8 @@ fn count(app: &AppState, route: Route, slot: &Slot, outcome: &Outcome) {
         app.metrics.failed.inc();
         app.metrics.rejected.get_or_create(&ReasonLabel { reason: e.label() }).inc();
     }
-    let labels = RequestLabels {
-        route: route.as_str(),
-        method: Metrics::method_label(&slot.method),
-        status,
-        backend: slot.backend.clone().unwrap_or_else(|| "none".to_owned()),
-    };
-    app.metrics.requests.get_or_create(&labels).inc();
+    let backend = slot.backend.as_deref().unwrap_or("none");
+    app.metrics.count_request(route.as_str(), Metrics::method_label(&slot.method), status, backend);
 }
 
 mod whole;

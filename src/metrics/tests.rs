@@ -149,3 +149,26 @@ fn value_mappings() {
     assert_eq!(circuit_value(CircuitState::HalfOpen), 2);
     assert_eq!(gauge_value(u64::MAX), i64::MAX);
 }
+
+#[test]
+fn request_series_of_two_gateways_on_one_thread_stay_apart() {
+    let (a, b) = (Metrics::new(), Metrics::new());
+    for _ in 0..3 {
+        a.count_request("root", "getBlock", "ok", "alpha");
+    }
+    b.count_request("root", "getBlock", "ok", "alpha");
+    a.count_request("root", "getBlock", "ok", "beta");
+    a.observe_latency("getBlock", "alpha", 0.002);
+    let series = |backend: &str| {
+        format!(
+            "sentinel_proxy_requests_total{{route=\"root\",method=\"getBlock\",status=\"ok\",backend=\"{backend}\"}}"
+        )
+    };
+    let (ta, tb) = (a.render(), b.render());
+    assert_eq!(value(&ta, &series("alpha")).as_deref(), Some("3"), "{ta}");
+    assert_eq!(value(&ta, &series("beta")).as_deref(), Some("1"));
+    assert_eq!(value(&tb, &series("alpha")).as_deref(), Some("1"), "{tb}");
+    let count = "sentinel_proxy_upstream_latency_seconds_count{method=\"getBlock\",backend=\"alpha\"}";
+    assert_eq!(value(&ta, count).as_deref(), Some("1"), "{ta}");
+    assert_eq!(value(&tb, count), None);
+}

@@ -134,7 +134,7 @@ pub async fn handle(app: &AppState, route: Route, body: Result<Body, BodyError>,
             cache::policy(i, p.call.params.as_deref(), finalized, app.config().cache_volatile)
         });
         if let Some(hit) = lookup(app, &mut p).await {
-            resp.headers.extend(hit.headers.iter().cloned());
+            add_headers(&mut resp.headers, &hit.headers);
             fill(
                 &mut slots[p.slot],
                 Outcome::Result(Some(Arc::clone(&hit.result))),
@@ -334,7 +334,7 @@ fn record(slots: &mut [Slot], resp: &mut RpcResponse, members: &[Pending], resul
             if resp.headers.is_empty() {
                 resp.headers = d.headers; // the common case: one group, its headers as they are
             } else {
-                resp.headers.extend(d.headers);
+                add_headers(&mut resp.headers, &d.headers);
             }
         }
         Err(e) => {
@@ -380,9 +380,6 @@ fn finish(app: &AppState, route: Route, slots: Vec<Slot>, batch: bool, mut resp:
             }
         }
     }
-    if slots.len() > 1 {
-        dedup_headers(&mut resp.headers);
-    }
     resp.methods = match slots.len() {
         1 => first.method.clone(),
         n => format!("{} +{} more", first.method, n - 1),
@@ -408,15 +405,18 @@ fn http_status(batch: bool, first: &Slot, all_failed: bool, worst: Option<Status
 }
 
 /// One value per header name (the first node's).
-fn dedup_headers(h: &mut Vec<(HeaderName, HeaderValue)>) {
-    let mut seen: Vec<HeaderName> = Vec::new();
-    h.retain(|(k, _)| {
-        if seen.contains(k) {
-            return false;
+/// Adds a node's `x-aztec-*` headers to the answer's: a name already there keeps its first
+/// value. The items of a batch mostly bring the same set (one node, or its cached answers):
+/// then nothing is compared past one pass.
+fn add_headers(to: &mut Vec<(HeaderName, HeaderValue)>, from: &[(HeaderName, HeaderValue)]) {
+    if to.as_slice() == from {
+        return;
+    }
+    for (k, v) in from {
+        if !to.iter().any(|(have, _)| have == k) {
+            to.push((k.clone(), v.clone()));
         }
-        seen.push(k.clone());
-        true
-    });
+    }
 }
 
 fn count(app: &AppState, route: Route, slot: &Slot, outcome: &Outcome) {

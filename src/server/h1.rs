@@ -38,6 +38,9 @@ const MAX_HEADERS: usize = 48;
 /// Bytes of an answer written per deadline (as the hyper path's body slices).
 const SLICE: usize = 64 << 10;
 
+/// Bytes reserved for an answer's head (status line, the node's `x-aztec-*` headers, ours).
+const HEAD_ROOM: usize = 2 << 10;
+
 /// A client connection with the bytes already read from it in front, for hyper.
 #[derive(Debug)]
 pub(super) struct Rewind {
@@ -170,7 +173,9 @@ pub(super) async fn serve(
         let resp = Box::pin(answer(app, head.client, head.route, &head.request_id, body)).await;
         let close = head.close || cancel.is_cancelled();
         out.clear();
-        out.reserve(512 + resp.body.len().min(SLICE));
+        // Room for the head (its node headers included) and a body written with it: growing
+        // the buffer afterwards would copy the body once more.
+        out.reserve(HEAD_ROOM + resp.body.len().min(SLICE));
         encode_head(&mut out, &resp, &head.request_id, close);
         if write(&mut stream, &mut out, resp, idle).await.is_err() || close {
             let _ = stream.shutdown().await;

@@ -237,9 +237,10 @@ async fn an_unchanged_backend_keeps_its_state_when_renamed_and_moved() {
     }
     // `b` answers -32601 for a call: the gateway learns that it lacks it.
     b.set_faults(Faults { rpc_error: Some(-32601), ..Faults::default() });
-    // Reads go four at a time: the node choice weighs requests in flight, so some reach `b`
-    // even while `a` answers faster (and the choice retries a slower node as its latency
-    // figure decays, which can take seconds on a loaded machine).
+    // `a` is made slow meanwhile, so the node choice (which prefers the faster node) sends reads
+    // to `b` soon even on a loaded machine; they go four at a time, and the choice also weighs
+    // requests in flight. Each read `b` refuses is served by `a`.
+    a.set_faults(Faults { latency_ms: 200, ..Faults::default() });
     let learned = eventually(Duration::from_secs(30), || async {
         let reads = futures::future::join_all((0..4).map(|_| read(&g.url))).await;
         assert!(reads.iter().all(Option::is_some), "a -32601 is served by the other node");
@@ -247,6 +248,7 @@ async fn an_unchanged_backend_keeps_its_state_when_renamed_and_moved() {
     })
     .await;
     assert!(learned);
+    a.set_faults(Faults::default());
     // Then `b` fails once: its circuit opens. (`a` fails too, so that a read reaches `b` whatever
     // the node choice prefers; `a` leaves below.)
     b.set_faults(Faults { http_status: Some(500), ..Faults::default() });

@@ -76,3 +76,15 @@ fn a_coalesced_caller_gets_the_status_its_call_gets_alone() {
     let single = d.one(1, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(members_alone_status(&single, 0), StatusCode::INTERNAL_SERVER_ERROR, "a lone call keeps its own");
 }
+
+#[test]
+fn a_batch_answer_carries_each_node_header_once_first_value_kept() {
+    let h = |k: &'static str, v: &'static str| (HeaderName::from_static(k), HeaderValue::from_static(v));
+    let node_a = vec![h("x-aztec-packageversion", "4.1.2"), h("x-aztec-l1chainid", "1")];
+    let mut answer = node_a.clone();
+    add_headers(&mut answer, &node_a); // a second item from the same node: nothing added
+    assert_eq!(answer, node_a);
+    let node_b = vec![h("x-aztec-packageversion", "5.0.0"), h("x-aztec-rollupversion", "7")];
+    add_headers(&mut answer, &node_b);
+    assert_eq!(answer, vec![node_a[0].clone(), node_a[1].clone(), h("x-aztec-rollupversion", "7")]);
+}

@@ -26,6 +26,16 @@ wrk.headers["Connection"] = "keep-alive"
 -- the same for every target.
 local unique = string.find(body, "%d", 1, true) ~= nil
 
+-- BENCH_PACE_MS=N: every connection waits N ms after each answer before its next request, so
+-- the offered load is about connections / (N ms + latency) whatever the target: the paced runs
+-- compare latency at one load below every target's capacity instead of at saturation.
+local pace = tonumber(os.getenv("BENCH_PACE_MS") or "0") or 0
+if pace > 0 then
+   function delay()
+      return pace
+   end
+end
+
 local verify = os.getenv("BENCH_VERIFY") == "1"
 local expect_results = tonumber(os.getenv("BENCH_EXPECT_RESULTS") or "1") or 1
 

@@ -234,6 +234,34 @@ def main():
             lines += ["", "Gateway counters over its timed runs (`/health` totals, before → after): " + "; ".join(gw_notes) + "."]
         tables.append("\n".join(lines))
 
+    # Paced runs: one offered load for every target.
+    paced = {}
+    pdir = os.path.join(args.run_dir, "paced")
+    for name in sorted(os.listdir(pdir)) if os.path.isdir(pdir) else []:
+        m = re.fullmatch(r"(\w+)__(\w+)\.txt", name)
+        if m:
+            paced[(m.group(1), m.group(2))] = parse_wrk(read(os.path.join(pdir, name)))
+    paced_lines = []
+    if paced:
+        paced_lines += ["| scenario | target | req/s | p50 ms | p99 ms | p99 vs nginx | errors |", "|---|---|---:|---:|---:|---:|---|"]
+        for scen in SCENARIOS:
+            base = paced.get((scen, "nginx"), {}).get("p99")
+            for target in TARGETS:
+                r = paced.get((scen, target))
+                if r is None:
+                    continue
+                errs = []
+                if not r["ok"]:
+                    errs.append("wrk run failed")
+                if r["non2xx"]:
+                    errs.append(f"non-2xx {r['non2xx']:,}")
+                errs += [f"socket {k} {v:,}" for k, v in r["sock"].items() if v]
+                if errs:
+                    flagged.append(f"paced {scen} {target}: {'; '.join(errs)}")
+                vs = f"{r['p99'] / base:.2f}×" if r["p99"] and base else "—"
+                paced_lines.append(f"| {scen} | {LABELS.get(target, target)} | {fmt_rps(r['rps'])} | {fmt_ms(r['p50'])} | "
+                                   f"{fmt_ms(r['p99'])} | {vs} | {'⚠ ' + '; '.join(errs) if errs else 'none'} |")
+
     # Verification pass.
     verify_rows = []
     vdir = os.path.join(args.run_dir, "verify")
@@ -306,6 +334,14 @@ def main():
                 summ.append(f"- {scen} c{conns}: {LABELS.get(gw, gw)} {fmt_rps(g['rps'])} req/s (p99 {fmt_ms(g['p99'])} ms) = "
                             f"{fmt_ratio(g['rps'], n['rps'])} nginx, {fmt_ratio(g['rps'], d['rps'])} direct")
     out.append("\n".join(summ) + "\n")
+    paced_summ = []
+    for scen in SCENARIOS:
+        g, n = paced.get((scen, "gateway")), paced.get((scen, "nginx"))
+        if g and n and g["p99"] and n["p99"]:
+            paced_summ.append(f"{scen} {fmt_ms(g['p99'])} vs {fmt_ms(n['p99'])} ms")
+    if paced_summ:
+        out.append(f"At one paced load (-c{meta.get('PACE_CONNS', '64')}, {meta.get('PACE_MS', '?')} ms between a connection's answer and its "
+                   "next request), p99 gateway vs nginx: " + "; ".join(paced_summ) + ".\n")
     if flagged:
         out.append("**⚠ Errors seen in this run:**\n")
         out.append("\n".join(f"- {f}" for f in flagged) + "\n")
@@ -345,6 +381,15 @@ def main():
 """)
     out.append("## Results\n")
     out.append("\n\n".join(tables) + "\n")
+    if paced_lines:
+        out.append("### (e) latency at one offered load (paced)\n")
+        out.append("The timed runs above saturate every target, so their p99 mixes the target's own latency with queueing "
+                   "in a load generator that shares the cores (a target serving twice nginx's rate keeps wrk twice as busy). "
+                   f"Here every target gets the same offered load instead: `{meta.get('PACE_CMD', '?')}` — each connection "
+                   f"waits {meta.get('PACE_MS', '?')} ms after every answer before its next request, so req/s is about the "
+                   "same for every target and the percentiles are the time each takes to answer. One run per target, "
+                   "after the timed runs.\n")
+        out.append("\n".join(paced_lines) + "\n")
     out.append("## Memory (gateway)\n")
     out.append("\n".join(rss) + "\n" if rss else "not measured\n")
     out.append("Measured with `bench/idle_conns.py`: it opens the connections one by one, sends one `aztec_getBlockNumber` on each with "
@@ -365,7 +410,7 @@ def main():
                "15 min plus the build: two interleaved rounds)\nBENCH_ROUNDS=1 ./bench/run.sh            # one round, ~7 min\n./bench/smoke.sh                         # 3 s runs, -c64, writes to a temp file\n```\n")
     out.append("Knobs: `BENCH_DURATION` (default 10s), `BENCH_CONNS` (default \"64 512\"), `BENCH_ROUNDS` (1 or 2, default 2), "
                "`BENCH_QUICK=1` (3 s timed runs), `BENCH_SCENARIOS` (default \"tip block batch unique\"), "
-               "`BENCH_IDLE_CONNS` (default 1000), `BENCH_OUT` (default BENCHMARKS.md), `BENCH_SKIP_BUILD=1`, `BENCH_KEEP=1` (keep the temp dir with raw outputs).\n")
+               "`BENCH_IDLE_CONNS` (default 1000), `BENCH_PACE_MS` (default 5; 0 skips the paced runs), `BENCH_OUT` (default BENCHMARKS.md), `BENCH_SKIP_BUILD=1`, `BENCH_KEEP=1` (keep the temp dir with raw outputs).\n")
     text = "\n".join(out)
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(text)

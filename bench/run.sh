@@ -18,6 +18,9 @@
 #   BENCH_KEEP=1     keep the temp dir (raw wrk outputs, logs, configs)
 #   BENCH_STRICT=1   exit 3 when any error was flagged (bench/smoke.sh sets it)
 #   BENCH_NOCACHE=0  skip the second gateway (CACHE_VOLATILE_MS=0) in the tip scenario
+#   BENCH_PACE_MS    paced runs: each of 64 connections waits this long after every answer, so
+#                    every target gets the same offered load (default 5: ~12,000 req/s, below
+#                    every target's capacity); 0 skips the paced runs
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,6 +41,8 @@ WRK_THREADS=2
 WRK_TIMEOUT=5s
 VERIFY_CONNS=64
 NOCACHE=${BENCH_NOCACHE:-1}
+PACE_MS=${BENCH_PACE_MS:-5}
+PACE_CONNS=64
 # Targets per scenario. gwnocache is a second gateway with CACHE_VOLATILE_MS=0: by default the
 # gateway answers tip reads (getBlockNumber, isReady, getChainTips) from a 1 s volatile cache;
 # without it, identical in-flight tip reads are still coalesced. It runs in the tip scenario
@@ -70,7 +75,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sentinel-bench.XXXXXX")
 chmod 755 "$WORK"
-mkdir -p "$WORK/raw" "$WORK/verify" "$WORK/gw-cwd"
+mkdir -p "$WORK/raw" "$WORK/verify" "$WORK/paced" "$WORK/gw-cwd"
 META="$WORK/meta.env"
 : >"$META"
 PIDS=()
@@ -392,6 +397,24 @@ meta LOAD_SYS_TICKS "$((S1 - S0))"
 meta LOAD_BENCH_TICKS "$((B1 - B0 + C1 - C0))"
 meta LOAD_IRQ_TICKS "$((I1 - I0))"
 meta LOADAVG_END "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- paced runs: latency at one offered load for every target ---------------------------------
+if [ "$PACE_MS" -gt 0 ] && [ -z "$DIED" ]; then
+    meta PACE_MS "$PACE_MS"
+    meta PACE_CONNS "$PACE_CONNS"
+    meta PACE_CMD "BENCH_PACE_MS=$PACE_MS wrk -t$WRK_THREADS -c$PACE_CONNS -d$DURATION --timeout $WRK_TIMEOUT --latency -s bench/post.lua URL"
+    log "paced runs: -c$PACE_CONNS, $PACE_MS ms between a connection's answer and its next request"
+    for s in $SCENARIOS; do
+        for t in $(targets_for "$s"); do
+            check_alive || break 2
+            BENCH_BODY_FILE="$BENCH/bodies/$s.json" BENCH_PACE_MS="$PACE_MS" \
+                wrk -t"$WRK_THREADS" -c"$PACE_CONNS" -d"$DURATION" --timeout "$WRK_TIMEOUT" --latency \
+                -s "$BENCH/post.lua" "${URL[$t]}" >"$WORK/paced/${s}__${t}.txt" 2>&1 || true
+            log "  paced $s $(printf '%-9s' "$t") $(awk '/Requests\/sec/ {r = $2} /^ +50%/ {m = $2} /^ +99%/ {p = $2} END {printf "%s req/s, p50 %s, p99 %s", r, m, p}' "$WORK/paced/${s}__${t}.txt")"
+            sleep 0.5
+        done
+    done
+fi
 
 if alive "$GW_PID"; then
     meta RSS_END_KB "$(rss_kb "$GW_PID" VmRSS)"

@@ -4,7 +4,8 @@
 //! URLs) and RPC methods come from the method table, anything else is `other`.
 //!
 //! Who writes what: the request path (`proxy`, `dispatch`, `server`) increments the counters and
-//! observes latencies as it goes (atomics inside `prometheus-client`, no lock of ours); the
+//! observes latencies as it goes (atomics inside `prometheus-client`; the labelled request series
+//! through per-thread handles, `series.rs`, so no label set is hashed per request); the
 //! per-backend gauges are not kept up to date continuously but copied from the pool's current
 //! snapshot when `/metrics` is scraped ([`Metrics::observe_snapshot`]), so they can never drift
 //! from what `/health` shows. `docs/observability.md` lists every family.

@@ -70,6 +70,15 @@ def parse_wrk(text):
     return r
 
 
+def wrk_errors(r):
+    """What went wrong in a wrk run (or an aggregate of runs): failed run, non-2xx, socket errors."""
+    errs = [] if r["ok"] else ["wrk run failed"]
+    if r["non2xx"]:
+        errs.append(f"non-2xx {r['non2xx']:,} of {r['requests'] or 0:,}")
+    errs += [f"socket {k} {v:,}" for k, v in r["sock"].items() if v]
+    return errs
+
+
 def read(path, default=""):
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -203,14 +212,7 @@ def main():
                 a = agg((scen, conns, target))
                 if a["n"] == 0:
                     continue
-                errs = []
-                if not a["ok"]:
-                    errs.append("wrk run failed")
-                if a["non2xx"]:
-                    errs.append(f"non-2xx {a['non2xx']:,} of {a['requests']:,}")
-                for k, v in a["sock"].items():
-                    if v:
-                        errs.append(f"socket {k} {v:,}")
+                errs = wrk_errors(a)
                 if a["gw"] and a["gw"]["errors"]:
                     errs.append(f"gateway error items {a['gw']['errors']:,}")
                 err = "⚠ " + "; ".join(errs) if errs else "none"
@@ -250,12 +252,7 @@ def main():
                 r = paced.get((scen, target))
                 if r is None:
                     continue
-                errs = []
-                if not r["ok"]:
-                    errs.append("wrk run failed")
-                if r["non2xx"]:
-                    errs.append(f"non-2xx {r['non2xx']:,}")
-                errs += [f"socket {k} {v:,}" for k, v in r["sock"].items() if v]
+                errs = wrk_errors(r)
                 if errs:
                     flagged.append(f"paced {scen} {target}: {'; '.join(errs)}")
                 vs = f"{r['p99'] / base:.2f}×" if r["p99"] and base else "—"

@@ -41,25 +41,40 @@ fn name_hash(name: &str) -> u64 {
     foldhash::fast::FixedState::default().hash_one(name)
 }
 
+/// Runs `act` on the handle for `key` in `map` (its backend name checked), made by `create`
+/// from the family when missing.
+fn with_handle<K: std::hash::Hash + Eq, M: Clone>(
+    map: &mut foldhash::HashMap<K, (String, M)>,
+    key: K,
+    backend: &str,
+    create: impl FnOnce() -> M,
+    act: impl FnOnce(&M),
+) {
+    if let Some((name, handle)) = map.get(&key) {
+        if name == backend {
+            return act(handle);
+        }
+    }
+    let handle = create();
+    act(&handle);
+    if map.len() >= MAX_HANDLES {
+        map.clear();
+    }
+    map.insert(key, (backend.to_owned(), handle));
+}
+
 impl Metrics {
     /// Counts one request item in `requests{route, method, status, backend}`.
     pub fn count_request(&self, route: &'static str, method: &'static str, status: &'static str, backend: &str) {
         let key = (self.id, route, method, status, name_hash(backend));
         HANDLES.with(|h| {
-            let mut h = h.borrow_mut();
-            if let Some((name, counter)) = h.requests.get(&key) {
-                if name == backend {
-                    counter.inc();
-                    return;
-                }
-            }
-            let labels = RequestLabels { route, method, status, backend: backend.to_owned() };
-            let counter = self.requests.get_or_create(&labels).clone();
-            counter.inc();
-            if h.requests.len() >= MAX_HANDLES {
-                h.requests.clear();
-            }
-            h.requests.insert(key, (labels.backend, counter));
+            let create = || {
+                let labels = RequestLabels { route, method, status, backend: backend.to_owned() };
+                self.requests.get_or_create(&labels).clone()
+            };
+            with_handle(&mut h.borrow_mut().requests, key, backend, create, |c| {
+                c.inc();
+            });
         });
     }
 
@@ -67,20 +82,8 @@ impl Metrics {
     pub fn observe_latency(&self, method: &'static str, backend: &str, seconds: f64) {
         let key = (self.id, method, name_hash(backend));
         HANDLES.with(|h| {
-            let mut h = h.borrow_mut();
-            if let Some((name, histogram)) = h.latency.get(&key) {
-                if name == backend {
-                    histogram.observe(seconds);
-                    return;
-                }
-            }
-            let labels = LatencyLabels { method, backend: backend.to_owned() };
-            let histogram = self.latency.get_or_create(&labels).clone();
-            histogram.observe(seconds);
-            if h.latency.len() >= MAX_HANDLES {
-                h.latency.clear();
-            }
-            h.latency.insert(key, (labels.backend, histogram));
+            let create = || self.latency.get_or_create(&LatencyLabels { method, backend: backend.to_owned() }).clone();
+            with_handle(&mut h.borrow_mut().latency, key, backend, create, |hist| hist.observe(seconds));
         });
     }
 }

@@ -216,7 +216,7 @@ pub const NAMESPACES: [&str; 2] = ["aztec", "node"];
 /// Looks a full method name (`aztec_getBlock`, `node_getBlock`) up in the table; `None` for
 /// anything else.
 pub fn lookup(method: &str) -> Option<&'static MethodInfo> {
-    let name = method.strip_prefix("aztec_").or_else(|| method.strip_prefix("node_"))?;
+    let name = NAMESPACES.iter().find_map(|ns| method.strip_prefix(ns)?.strip_prefix('_'))?;
     by_bare_name(name)
 }
 
@@ -251,14 +251,14 @@ impl MethodInfo {
         }
     }
 
-    /// The full name in namespace `ns` (`aztec` or `node`; anything else is taken as `aztec`),
-    /// without allocating: the names are built once.
+    /// The full name in namespace `ns` (one of [`NAMESPACES`]; anything else is taken as the
+    /// first), without allocating: the names are built once.
     pub fn full_name(&self, ns: &str) -> &'static str {
         static NAMES: OnceLock<Vec<[String; 2]>> = OnceLock::new();
-        let names = NAMES.get_or_init(|| {
-            METHODS.iter().map(|m| [format!("aztec_{}", m.name), format!("node_{}", m.name)]).collect()
-        });
-        names[self.id()][usize::from(ns == "node")].as_str()
+        let names =
+            NAMES.get_or_init(|| METHODS.iter().map(|m| NAMESPACES.map(|ns| format!("{ns}_{}", m.name))).collect());
+        let which = NAMESPACES.iter().position(|n| *n == ns).unwrap_or(0);
+        names[self.id()][which].as_str()
     }
 }
 

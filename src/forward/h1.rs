@@ -329,7 +329,8 @@ fn parse_head(read: &[u8]) -> Result<Option<Head>, ForwardError> {
     let mut keep_alive = resp.version == Some(1);
     let (mut length, mut chunked, mut encoding) = (None, false, None);
     // The raw `x-aztec-*` lines, parsed by [`aztec_headers`].
-    let mut aztec = Vec::with_capacity(256);
+    // Room for a node's usual set (the simulated node's six lines are ~330 bytes).
+    let mut aztec = Vec::with_capacity(512);
     for h in resp.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::jsonrpc::{self, Outcome};
-use crate::methods::{self, MethodInfo};
+use crate::methods::MethodInfo;
 
 /// Read-your-writes pins: tx hash (lower case) → backend index, bounded and expiring.
 #[derive(Debug)]
@@ -73,15 +73,21 @@ pub fn sticky_for(app: &impl AsRef<Sticky>, info: Option<&MethodInfo>, params: O
 
 /// An explicit block number as first param of a world-state method.
 pub fn historic_block(info: Option<&MethodInfo>, params: Option<&RawValue>) -> Option<u64> {
-    if !methods::reads_world_state(info?.name) {
+    if !info?.world_state {
         return None;
     }
     jsonrpc::first_number(params)
 }
 
 /// Remembers which node took a tx; forgets once its receipt is mined.
-pub fn observe(app: &impl AsRef<Sticky>, method: &str, params: Option<&RawValue>, outcome: &Outcome, backend: usize) {
-    let Some(info) = methods::lookup(method) else { return };
+pub fn observe(
+    app: &impl AsRef<Sticky>,
+    info: Option<&MethodInfo>,
+    params: Option<&RawValue>,
+    outcome: &Outcome,
+    backend: usize,
+) {
+    let Some(info) = info else { return };
     match (info.name, outcome) {
         ("sendTx", Outcome::Result(_)) => {
             let hash = params.and_then(|p| {

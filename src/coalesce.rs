@@ -25,7 +25,22 @@ type Slot = watch::Receiver<Option<Published>>;
 #[derive(Debug, Default)]
 pub struct Coalescer {
     /// Tiny critical sections only (insert / remove); never held across `.await`.
-    inflight: Mutex<foldhash::HashMap<String, Slot>>,
+    inflight: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    keys: foldhash::HashMap<String, InFlight>,
+    /// Numbers the leaders, so a leader only ever removes its own entry.
+    next: u64,
+}
+
+/// One in-flight read: its leader, and the channel to its joiners, made by the first joiner
+/// (most reads are never joined, and a channel is an allocation).
+#[derive(Debug)]
+struct InFlight {
+    leader: u64,
+    joiners: Option<watch::Sender<Option<Published>>>,
 }
 
 /// The caller's role for one key.
@@ -42,31 +57,37 @@ pub enum Role {
 pub struct LeaderGuard {
     table: Arc<Coalescer>,
     key: String,
-    tx: watch::Sender<Option<Published>>,
-    /// `publish` ran: the entry is gone and the value set (drop has nothing left to do).
+    id: u64,
+    /// `publish` ran: the entry is gone (drop has nothing left to do).
     published: bool,
 }
 
 impl Coalescer {
     /// Joins the in-flight request for `key`, or becomes its leader.
     pub fn join(self: &Arc<Self>, key: String) -> Role {
-        let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(rx) = map.get(&key) {
-            return Role::Joiner(rx.clone());
+        let mut table = self.lock();
+        if let Some(entry) = table.keys.get_mut(&key) {
+            let tx = entry.joiners.get_or_insert_with(|| watch::channel(None).0);
+            return Role::Joiner(tx.subscribe());
         }
-        let (tx, rx) = watch::channel(None);
-        map.insert(key.clone(), rx);
-        Role::Leader(LeaderGuard { table: Arc::clone(self), key, tx, published: false })
+        table.next += 1;
+        let id = table.next;
+        table.keys.insert(key.clone(), InFlight { leader: id, joiners: None });
+        Role::Leader(LeaderGuard { table: Arc::clone(self), key, id, published: false })
     }
 
     /// Keys in flight (for tests and the dashboard).
     pub fn len(&self) -> usize {
-        self.inflight.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().keys.len()
     }
 
     /// Whether nothing is in flight.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -74,12 +95,20 @@ impl LeaderGuard {
     /// Publishes the leader's outcome (made by `outcome`, only when somebody joined) to every
     /// joiner.
     pub fn publish(mut self, outcome: impl FnOnce() -> Published) {
-        self.table.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
-        // Out of the table, nobody can join any more: the receivers left are the joiners'.
-        if self.tx.receiver_count() > 0 {
-            let _ = self.tx.send(Some(outcome()));
-        }
         self.published = true;
+        // Out of the table, nobody can join any more: the receivers left are the joiners'.
+        if let Some(tx) = self.remove().filter(|tx| tx.receiver_count() > 0) {
+            let _ = tx.send(Some(outcome()));
+        }
+    }
+
+    /// Takes this leader's entry out of the table; its joiners' channel, if anyone joined.
+    fn remove(&self) -> Option<watch::Sender<Option<Published>>> {
+        let mut table = self.table.lock();
+        match table.keys.get(&self.key) {
+            Some(entry) if entry.leader == self.id => table.keys.remove(&self.key)?.joiners,
+            _ => None,
+        }
     }
 }
 
@@ -88,13 +117,8 @@ impl Drop for LeaderGuard {
         if self.published {
             return;
         }
-        let mut map = self.table.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        if map.get(&self.key).is_some_and(|rx| rx.same_channel(&self.tx.subscribe())) {
-            map.remove(&self.key);
-        }
-        drop(map);
-        if self.tx.borrow().is_none() {
-            let _ = self.tx.send(Some(Published::GoYourself));
+        if let Some(tx) = self.remove() {
+            let _ = tx.send(Some(Published::GoYourself));
         }
     }
 }

@@ -180,9 +180,9 @@ pub enum WireParams<'a> {
     Text(&'static str),
 }
 
-impl WireParams<'_> {
+impl<'a> WireParams<'a> {
     /// The JSON text.
-    pub fn get(&self) -> &str {
+    pub fn get(&self) -> &'a str {
         match self {
             WireParams::Raw(r) => r.get(),
             WireParams::Text(t) => t,

@@ -184,7 +184,14 @@ pub fn encode_call(out: &mut Vec<u8>, id: &str, method: &str, params: Option<&st
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(b",\"method\":");
-    out.extend_from_slice(serde_json::to_string(method).unwrap_or_default().as_bytes());
+    if method.bytes().all(|b| b >= b' ' && b != b'"' && b != b'\\') {
+        // The usual name needs no escaping: written as is, without a string made for it.
+        out.push(b'"');
+        out.extend_from_slice(method.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, method);
+    }
     out.extend_from_slice(b",\"params\":");
     out.extend_from_slice(params.unwrap_or("[]").as_bytes());
     out.push(b'}');

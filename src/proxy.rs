@@ -17,7 +17,7 @@ use crate::dispatch::{Ctx, Delivered, Outbound};
 use crate::error::ProxyError;
 use crate::jsonrpc::{self, Body, BodyError, Item, Outcome};
 use crate::methods::{self, Class, MethodInfo};
-use crate::metrics::{Metrics, ReasonLabel};
+use crate::metrics::ReasonLabel;
 use crate::selection::{Needs, Route};
 use crate::state::AppState;
 
@@ -68,6 +68,8 @@ fn null_id() -> &'static RawValue {
 struct Slot {
     id: Option<Box<RawValue>>,
     method: String,
+    /// The method's table row (`None` outside the table), for its metrics label.
+    info: Option<&'static MethodInfo>,
     result: Option<Result<Outcome, ProxyError>>,
     backend: Option<String>,
     /// Node HTTP status, for single requests.
@@ -108,20 +110,22 @@ struct Group {
 /// Serves one JSON-RPC body arriving on `route`, already parsed ([`jsonrpc::parse_body`]).
 pub async fn handle(app: &AppState, route: Route, body: Result<Body, BodyError>, request_id: &str) -> RpcResponse {
     let ctx = Ctx { route, deadline: Instant::now() + app.config().request_timeout, request_id };
-    let (items, batch) = match body {
-        Ok(Body::Single(i)) => (vec![i], false),
+    // A single call is not put in a list of its own.
+    let (single, items, batch) = match body {
+        Ok(Body::Single(i)) => (Some(i), Vec::new(), false),
         Ok(Body::Batch(v)) if v.len() > app.config().max_batch => {
             let msg = format!("Batch request exceeds maximum allowed size of {}", app.config().max_batch);
             return reject(app, &ProxyError::InvalidRequest(msg));
         }
-        Ok(Body::Batch(v)) => (v, true),
+        Ok(Body::Batch(v)) => (None, v, true),
         Err(BodyError::Parse(m)) => return reject(app, &ProxyError::Parse(m)),
         Err(BodyError::Invalid(m)) => return reject(app, &ProxyError::InvalidRequest(m)),
     };
     let mut resp = RpcResponse { status: StatusCode::OK, ..RpcResponse::default() };
-    let mut slots = Vec::with_capacity(items.len());
-    let mut pending = Vec::new();
-    for item in items {
+    let n = items.len().max(1);
+    let mut slots = Vec::with_capacity(n);
+    let mut pending = Vec::with_capacity(n);
+    for item in single.into_iter().chain(items) {
         pending.extend(admit(app, item, &mut slots));
     }
     let snapshot = app.pool.snapshot();
@@ -180,9 +184,10 @@ pub async fn handle(app: &AppState, route: Route, body: Result<Body, BodyError>,
 /// Applies policy to one item: an immediate error slot, or a pending call.
 fn admit(app: &AppState, item: Item, slots: &mut Vec<Slot>) -> Option<Pending> {
     let slot = slots.len();
-    let blank = |id, method: String, result| Slot {
+    let blank = |id, method: String, info, result| Slot {
         id,
         method,
+        info,
         result,
         backend: None,
         status: StatusCode::OK,
@@ -191,19 +196,22 @@ fn admit(app: &AppState, item: Item, slots: &mut Vec<Slot>) -> Option<Pending> {
     let call = match item {
         Item::Invalid { id, reason } => {
             let id = Some(id.unwrap_or_else(|| null_id().to_owned()));
-            slots.push(blank(id, String::new(), Some(Err(ProxyError::InvalidRequest(reason)))));
+            slots.push(blank(id, String::new(), None, Some(Err(ProxyError::InvalidRequest(reason)))));
             return None;
         }
         Item::Call(c) => c,
     };
     if !app.config().policy.allows(&call.method) {
         let err = Err(ProxyError::MethodNotFound(call.method.clone()));
-        slots.push(blank(call.id, call.method, Some(err)));
+        let info = methods::lookup(&call.method);
+        slots.push(blank(call.id, call.method, info, Some(err)));
         return None;
     }
-    slots.push(blank(call.id, call.method.clone(), None));
+    let call_id = call.id;
     let call = Outbound::new(call.method, call.params.map(Arc::from));
-    let (info, params) = (call.info(), call.params.as_deref());
+    let info = call.info();
+    slots.push(blank(call_id, call.method.clone(), info, None));
+    let params = call.params.as_deref();
     let needs = Needs {
         sticky: affinity::sticky_for(app, info, params),
         block: affinity::historic_block(info, params),
@@ -230,17 +238,25 @@ fn coalescable(p: &Pending) -> bool {
 
 /// Groups calls: plain reads together, everything else alone.
 fn group(pending: Vec<Pending>) -> Vec<Group> {
-    let mut groups: Vec<Group> = Vec::new();
-    let mut plain = Group::default();
+    let plain = |p: &Pending| !p.write && p.needs.sticky.is_none() && p.needs.block.is_none();
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    if pending.iter().all(plain) {
+        // The usual case (one read, or a batch of plain reads): the calls are the group.
+        return vec![Group { members: pending }];
+    }
+    let mut groups: Vec<Group> = Vec::with_capacity(pending.len());
+    let mut reads = Group::default();
     for p in pending {
-        if !p.write && p.needs.sticky.is_none() && p.needs.block.is_none() {
-            plain.members.push(p);
+        if plain(&p) {
+            reads.members.push(p);
         } else {
             groups.push(Group { members: vec![p] });
         }
     }
-    if !plain.members.is_empty() {
-        groups.insert(0, plain);
+    if !reads.members.is_empty() {
+        groups.insert(0, reads);
     }
     groups
 }
@@ -260,7 +276,7 @@ async fn run_group(app: &AppState, ctx: Ctx<'_>, g: Group) -> Option<GroupResult
         let guard = p.leader.take();
         let Ok(d) = &result else { continue };
         let outcome = &d.outcomes[i];
-        affinity::observe(app, &p.call.method, p.call.params.as_deref(), outcome, d.backend_index);
+        affinity::observe(app, p.info, p.call.params.as_deref(), outcome, d.backend_index);
         store(app, p, outcome, d);
         if let Some(guard) = guard {
             guard.publish(|| Published::Done(d.one(i, members_alone_status(d, i))));
@@ -431,7 +447,7 @@ fn count(app: &AppState, route: Route, slot: &Slot, outcome: &Outcome) {
         app.metrics.rejected.get_or_create(&ReasonLabel { reason: e.label() }).inc();
     }
     let backend = slot.backend.as_deref().unwrap_or("none");
-    app.metrics.count_request(route.as_str(), Metrics::method_label(&slot.method), status, backend);
+    app.metrics.count_request(route.as_str(), slot.info.map_or("other", |m| m.name), status, backend);
 }
 
 mod whole;

@@ -23,7 +23,7 @@ pub fn encode<'a>(calls: impl ExactSizeIterator<Item = (&'a str, Option<&'a str>
         if i > 0 {
             out.push(b',');
         }
-        jsonrpc::encode_call(&mut out, &i.to_string(), method, params);
+        jsonrpc::encode_call(&mut out, itoa::Buffer::new().format(i), method, params);
     }
     if n != 1 {
         out.push(b']');
@@ -33,9 +33,10 @@ pub fn encode<'a>(calls: impl ExactSizeIterator<Item = (&'a str, Option<&'a str>
 
 /// Encodes a client's calls for `backend`: the names and params it answers ([`compat`]).
 pub fn encode_for(backend: &Backend, calls: &[Outbound]) -> Bytes {
-    let wired: Vec<(&str, Option<compat::WireParams<'_>>)> =
-        calls.iter().map(|c| compat::wire_call(backend, c)).collect();
-    encode(wired.iter().map(|(name, params)| (*name, params.as_ref().map(compat::WireParams::get))))
+    encode(calls.iter().map(|c| {
+        let (name, params) = compat::wire_call(backend, c);
+        (name, params.map(|p| p.get()))
+    }))
 }
 
 /// Puts a node's answers back in call order by internal id (by position when an answer has no

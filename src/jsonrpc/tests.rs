@@ -115,3 +115,19 @@ fn answers_decode_and_encode() {
     encode_answer(&mut out, Some(&id), &a[0].outcome);
     assert_eq!(out, br#"{"jsonrpc":"2.0","id":"abc","result":5}"#);
 }
+
+#[test]
+fn a_method_name_is_escaped_only_when_it_must_be() {
+    let encoded = |method: &str| {
+        let mut out = Vec::new();
+        encode_call(&mut out, "0", method, None);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        (String::from_utf8(out).unwrap(), v["method"].as_str().unwrap().to_owned())
+    };
+    let (text, method) = encoded("aztec_getBlock");
+    assert!(text.contains(r#""method":"aztec_getBlock""#), "{text}");
+    assert_eq!(method, "aztec_getBlock");
+    for odd in ["a\"b", "a\\b", "tab\there", "nl\n", "ünï"] {
+        assert_eq!(encoded(odd).1, odd, "round trip of {odd:?}");
+    }
+}

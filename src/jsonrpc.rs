@@ -73,13 +73,13 @@ struct RawCall<'a> {
 pub fn parse_body(bytes: &[u8]) -> Result<Body, BodyError> {
     // serde_json skips members it ignores without checking their UTF-8, so a body with invalid
     // bytes in an unknown member parsed as a call (fuzz/fuzz_targets/request.rs): check first.
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(BodyError::Parse(e.to_string()));
-    }
+    // Checked once here, the text is then parsed as `str`: serde_json does not check each
+    // string and raw value again.
+    let text = std::str::from_utf8(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         Some(b'[') => {
-            let items: Vec<&RawValue> = serde_json::from_slice(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
+            let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| BodyError::Parse(e.to_string()))?;
             if items.is_empty() {
                 return Err(BodyError::Invalid("empty batch".into()));
             }
@@ -87,13 +87,13 @@ pub fn parse_body(bytes: &[u8]) -> Result<Body, BodyError> {
         }
         Some(b'{') => {
             // One pass for the common case; the slow path tells malformed JSON from a bad call.
-            if let Ok(call) = serde_json::from_slice::<RawCall<'_>>(bytes) {
+            if let Ok(call) = serde_json::from_str::<RawCall<'_>>(text) {
                 return Ok(Body::Single(item_of(call)));
             }
-            let raw: &RawValue = serde_json::from_slice(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
+            let raw: &RawValue = serde_json::from_str(text).map_err(|e| BodyError::Parse(e.to_string()))?;
             Ok(Body::Single(parse_item(raw)))
         }
-        Some(_) => match serde_json::from_slice::<&RawValue>(bytes) {
+        Some(_) => match serde_json::from_str::<&RawValue>(text) {
             Ok(_) => Err(BodyError::Invalid("body is not an object or array".into())),
             Err(e) => Err(BodyError::Parse(e.to_string())),
         },
@@ -282,11 +282,13 @@ pub fn result_always_sent(api_major: u8, package_version: Option<&str>) -> bool 
 /// JSON-RPC at all (garbage): that is a node failure, not an answer.
 pub fn decode_answers(bytes: &[u8]) -> Option<Vec<Answer>> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
+    // UTF-8 checked once for the whole body, not string by string (JSON text is UTF-8).
+    let text = std::str::from_utf8(bytes).ok()?;
     if *first == b'[' {
-        let items: Vec<RawAnswer<'_>> = serde_json::from_slice(bytes).ok()?;
+        let items: Vec<RawAnswer<'_>> = serde_json::from_str(text).ok()?;
         items.into_iter().map(to_answer).collect()
     } else {
-        let item: RawAnswer<'_> = serde_json::from_slice(bytes).ok()?;
+        let item: RawAnswer<'_> = serde_json::from_str(text).ok()?;
         Some(vec![to_answer(item)?])
     }
 }

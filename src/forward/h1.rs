@@ -42,6 +42,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 struct Conn {
     stream: TcpStream,
     read: BytesMut,
+    /// The last answer's `x-aztec-*` lines (`name:value\n`), a buffer kept for the next.
+    aztec: Vec<u8>,
 }
 
 struct Idle {
@@ -193,7 +195,8 @@ async fn connect(addr: &str) -> Result<Conn, ForwardError> {
     let _ = stream.set_nodelay(true);
     let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(30));
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-    Ok(Conn { stream, read: BytesMut::with_capacity(8 << 10) })
+    // Room for a node's usual `x-aztec-*` set (the simulated node's six lines are ~330 bytes).
+    Ok(Conn { stream, read: BytesMut::with_capacity(8 << 10), aztec: Vec::with_capacity(512) })
 }
 
 /// What the answer's head says about its body.
@@ -209,8 +212,6 @@ struct Head {
     framing: Framing,
     keep_alive: bool,
     encoding: Option<HeaderValue>,
-    /// The `x-aztec-*` headers as `name:value\n` lines.
-    aztec: Vec<u8>,
     len: usize,
 }
 
@@ -225,7 +226,7 @@ async fn attempt(
     conn.read.clear();
     conn.stream.write_all(request).await.map_err(|e| io(&e))?;
     let head = loop {
-        if let Some(head) = parse_head(&conn.read)? {
+        if let Some(head) = parse_head(&conn.read, &mut conn.aztec)? {
             conn.read.advance(head.len);
             if head.status.is_informational() {
                 continue; // 100 Continue and friends: the real answer follows
@@ -292,7 +293,7 @@ async fn attempt(
     // Bytes past the answer mean the node and the gateway disagree on framing.
     reusable &= conn.read.is_empty();
     let (body, charge) = super::decode_with(head.encoding.as_ref(), buf.freeze(), limit, budget).await?;
-    let aztec_headers = aztec_headers(addr, &head.aztec);
+    let aztec_headers = aztec_headers(addr, &conn.aztec);
     Ok((Reply { status: head.status, aztec_headers, body, charge }, reusable))
 }
 
@@ -314,11 +315,15 @@ fn aztec_headers(addr: &str, raw: &[u8]) -> Vec<(HeaderName, HeaderValue)> {
     })
 }
 
-/// The answer head at the start of `read`, once it is complete.
-fn parse_head(read: &[u8]) -> Result<Option<Head>, ForwardError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(read) {
+/// The answer head at the start of `read`, once it is complete; its `x-aztec-*` lines go to
+/// `aztec` (parsed by [`aztec_headers`]).
+fn parse_head(read: &[u8], aztec: &mut Vec<u8>) -> Result<Option<Head>, ForwardError> {
+    // Left uninitialised: httparse writes the ones it parses (zeroing 64 would cost more than
+    // parsing the usual ten).
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, read, &mut headers)
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(ForwardError::Io(format!("invalid HTTP answer: {e}"))),
@@ -329,9 +334,7 @@ fn parse_head(read: &[u8]) -> Result<Option<Head>, ForwardError> {
         .ok_or_else(|| ForwardError::Io("invalid HTTP status".into()))?;
     let mut keep_alive = resp.version == Some(1);
     let (mut length, mut chunked, mut encoding) = (None, false, None);
-    // The raw `x-aztec-*` lines, parsed by [`aztec_headers`].
-    // Room for a node's usual set (the simulated node's six lines are ~330 bytes).
-    let mut aztec = Vec::with_capacity(512);
+    aztec.clear();
     for h in resp.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -376,7 +379,7 @@ fn parse_head(read: &[u8]) -> Result<Option<Head>, ForwardError> {
         keep_alive = false;
         Framing::UntilClose
     };
-    Ok(Some(Head { status, framing, keep_alive, encoding, aztec, len }))
+    Ok(Some(Head { status, framing, keep_alive, encoding, len }))
 }
 
 /// Reads a chunked body into `buf` (trailers are read and ignored).
@@ -451,19 +454,22 @@ mod tests {
 
     #[test]
     fn heads_say_how_the_body_ends() {
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nx-aztec-packageVersion: 4.1.2\r\n\r\n{}")
-            .unwrap()
-            .unwrap();
-        assert!(matches!(h.framing, Framing::Length(12)) && h.keep_alive);
-        assert_eq!(aztec_headers("test:1", &h.aztec).len(), 1);
+        let mut lines = Vec::new();
         let h =
-            parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").unwrap().unwrap();
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nx-aztec-packageVersion: 4.1.2\r\n\r\n{}", &mut lines)
+                .unwrap()
+                .unwrap();
+        assert!(matches!(h.framing, Framing::Length(12)) && h.keep_alive);
+        assert_eq!(aztec_headers("test:1", &lines).len(), 1);
+        let mut parse = |head: &[u8]| parse_head(head, &mut lines);
+        let h = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").unwrap().unwrap();
         assert!(matches!(h.framing, Framing::Chunked) && !h.keep_alive);
-        let h = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
+        let h = parse(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
         assert!(matches!(h.framing, Framing::UntilClose) && !h.keep_alive);
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").is_err());
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-").unwrap().is_none());
-        assert!(parse_head(b"garbage\r\n\r\n").is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-").unwrap().is_none());
+        assert!(parse(b"garbage\r\n\r\n").is_err());
+        assert!(lines.is_empty(), "each head's lines replace the last's");
     }
 
     /// A node on a real socket that answers every request with `raw` (then closes when told).
@@ -495,7 +501,8 @@ mod tests {
         ];
         for (raw, close, reusable) in cases {
             let addr = node_answering(raw, close).await;
-            let mut conn = Conn { stream: TcpStream::connect(&addr).await.unwrap(), read: BytesMut::new() };
+            let mut conn =
+                Conn { stream: TcpStream::connect(&addr).await.unwrap(), read: BytesMut::new(), aztec: Vec::new() };
             let request = b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n";
             match attempt(&mut conn, &addr, request, 1 << 20, None).await {
                 Ok((reply, reuse)) => {
@@ -510,7 +517,8 @@ mod tests {
     #[tokio::test]
     async fn a_truncated_answer_is_an_error_not_a_short_body() {
         let addr = node_answering(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"a\"", true).await;
-        let mut conn = Conn { stream: TcpStream::connect(&addr).await.unwrap(), read: BytesMut::new() };
+        let mut conn =
+            Conn { stream: TcpStream::connect(&addr).await.unwrap(), read: BytesMut::new(), aztec: Vec::new() };
         let r = attempt(&mut conn, &addr, b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 1 << 20, None).await;
         assert!(matches!(r, Err(ForwardError::Io(_))));
     }

@@ -16,7 +16,7 @@ fn pending(method: &str, write: bool, sticky: Option<usize>, block: Option<u64>)
 }
 
 fn slot(result: Option<Result<Outcome, ProxyError>>, status: StatusCode) -> Slot {
-    Slot { id: None, method: String::new(), result, backend: None, status, from_cache: false }
+    Slot { id: None, method: String::new(), info: None, result, backend: None, status, from_cache: false }
 }
 
 #[test]

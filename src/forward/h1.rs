@@ -1,6 +1,7 @@
 //! Plain-HTTP/1.1 exchanges with `http://` nodes, without a client framework: one write of the
-//! request (head and body together), the answer's head parsed by `httparse`, its body read by
-//! `Content-Length`, chunked framing or until close, straight into the budgeted buffer.
+//! request (head and body together), the answer's head scanned for what the gateway reads
+//! ([`parse_head`]), its body read by `Content-Length`, chunked framing (chunk sizes by
+//! `httparse`) or until close, straight into the budgeted buffer.
 //!
 //! Connections are pooled per thread and node address (a worker's requests and their upstream
 //! connections live on the same thread: no lock, no connection task, no channel). The pool keeps
@@ -317,57 +318,75 @@ fn aztec_headers(addr: &str, raw: &[u8]) -> Vec<(HeaderName, HeaderValue)> {
 
 /// The answer head at the start of `read`, once it is complete; its `x-aztec-*` lines go to
 /// `aztec` (parsed by [`aztec_headers`]).
+///
+/// A scan, not a full parse: the status line is checked whole, each header line is split at
+/// its first colon, and only the values the gateway reads are checked (`Content-Length`
+/// digits, the framing and connection tokens; `x-aztec-*` names and values when they are
+/// parsed, by `http`'s rules). The headers the gateway drops (`Date`, `Content-Type`,
+/// `Keep-Alive`, …) are skipped unread: validating them byte by byte was a ninth of the
+/// gateway's instructions per forwarded read. Folded lines and lines without a colon are
+/// errors, as in httparse.
 fn parse_head(read: &[u8], aztec: &mut Vec<u8>) -> Result<Option<Head>, ForwardError> {
-    // Left uninitialised: httparse writes the ones it parses (zeroing 64 would cost more than
-    // parsing the usual ten).
-    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, read, &mut headers)
-    {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(ForwardError::Io(format!("invalid HTTP answer: {e}"))),
+    let bad = |what: &str| ForwardError::Io(format!("invalid HTTP answer: {what}"));
+    let Some(end) = memchr::memchr(b'\n', read) else {
+        // Incomplete: garbage is told apart as soon as it differs from a status line.
+        let n = read.len().min(7);
+        return if read[..n] == b"HTTP/1."[..n] { Ok(None) } else { Err(bad("not an HTTP/1 status line")) };
     };
-    let status = resp
-        .code
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .ok_or_else(|| ForwardError::Io("invalid HTTP status".into()))?;
-    let mut keep_alive = resp.version == Some(1);
+    let (minor, status) = status_line(trim_cr(&read[..end])).ok_or_else(|| bad("invalid status line"))?;
+    let mut keep_alive = minor == 1;
     let (mut length, mut chunked, mut encoding) = (None, false, None);
     aztec.clear();
-    for h in resp.headers.iter() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<usize>().ok());
-            match (n, length) {
+    let mut at = end + 1;
+    let mut count = 0;
+    let len = loop {
+        let Some(n) = memchr::memchr(b'\n', &read[at..]) else { return Ok(None) };
+        let line = trim_cr(&read[at..at + n]);
+        at += n + 1;
+        if line.is_empty() {
+            break at;
+        }
+        count += 1;
+        if count > MAX_HEADERS {
+            return Err(bad("too many headers"));
+        }
+        let colon = memchr::memchr(b':', line).ok_or_else(|| bad("header line without a colon"))?;
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        if name.is_empty() || name[0].is_ascii_whitespace() || name[name.len() - 1].is_ascii_whitespace() {
+            return Err(bad("folded header line or invalid header name"));
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n =
+                value.iter().all(u8::is_ascii_digit).then(|| std::str::from_utf8(value).ok()?.parse::<usize>().ok());
+            match (n.flatten(), length) {
                 (Some(n), None) => length = Some(n),
                 (Some(n), Some(m)) if n == m => {}
                 _ => return Err(ForwardError::Io("invalid Content-Length in the answer".into())),
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
             chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
             if !chunked {
                 keep_alive = false; // framed by close
             }
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in h.value.split(|&b| b == b',') {
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
                     keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && resp.version == Some(0) {
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && minor == 0 {
                     keep_alive = true;
                 }
             }
-        } else if name.eq_ignore_ascii_case("content-encoding") {
-            encoding = HeaderValue::from_bytes(h.value).ok();
-        } else if name.len() > 8 && name.as_bytes()[..8].eq_ignore_ascii_case(b"x-aztec-") {
-            aztec.extend_from_slice(name.as_bytes());
+        } else if name.eq_ignore_ascii_case(b"content-encoding") {
+            encoding = HeaderValue::from_bytes(value).ok();
+        } else if name.len() > 8 && name[..8].eq_ignore_ascii_case(b"x-aztec-") {
+            aztec.extend_from_slice(name);
             aztec.push(b':');
-            aztec.extend_from_slice(h.value);
+            aztec.extend_from_slice(value);
             aztec.push(b'\n');
         }
-    }
+    };
     let framing = if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         Framing::Length(0)
     } else if chunked {
@@ -380,6 +399,25 @@ fn parse_head(read: &[u8], aztec: &mut Vec<u8>) -> Result<Option<Head>, ForwardE
         Framing::UntilClose
     };
     Ok(Some(Head { status, framing, keep_alive, encoding, len }))
+}
+
+/// `HTTP/1.x NNN reason`: the minor version and the status.
+fn status_line(line: &[u8]) -> Option<(u8, StatusCode)> {
+    let rest = line.strip_prefix(b"HTTP/1.")?;
+    let (&minor, rest) = rest.split_first()?;
+    let code = rest.strip_prefix(b" ")?.get(..3)?;
+    let reason = &rest[4..];
+    if !matches!(minor, b'0' | b'1') || !(reason.is_empty() || reason[0] == b' ') {
+        return None;
+    }
+    if reason.iter().any(|&b| b.is_ascii_control() && b != b'\t') {
+        return None;
+    }
+    Some((minor - b'0', StatusCode::from_bytes(code).ok()?))
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Reads a chunked body into `buf` (trailers are read and ignored).
@@ -470,6 +508,45 @@ mod tests {
         assert!(parse(b"HTTP/1.1 200 OK\r\nContent-").unwrap().is_none());
         assert!(parse(b"garbage\r\n\r\n").is_err());
         assert!(lines.is_empty(), "each head's lines replace the last's");
+    }
+
+    #[test]
+    fn the_head_scan_agrees_with_httparse_and_refuses_what_it_refuses() {
+        let ok: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-aztec-packageversion: 6.0.0\r\ncontent-length: 38\r\ndate: Thu, 03 Dec 2026 05:12:41 GMT\r\n\r\n",
+            b"HTTP/1.1 404 Not Found\ncontent-length:0\n\n",
+            b"HTTP/1.0 200\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}",
+            b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: gzip, chunked\r\nX-Aztec-L1ChainId:  31337 \r\n\r\n",
+        ];
+        for head in ok {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut theirs = httparse::Response::new(&mut headers);
+            let Ok(httparse::Status::Complete(len)) = theirs.parse(head) else { panic!("httparse refused {head:?}") };
+            let mut lines = Vec::new();
+            let ours = parse_head(head, &mut lines).unwrap().unwrap();
+            assert_eq!((ours.len, ours.status.as_u16()), (len, theirs.code.unwrap()), "{head:?}");
+            let want: Vec<u8> = theirs
+                .headers
+                .iter()
+                .filter(|h| h.name.len() > 8 && h.name[..8].eq_ignore_ascii_case("x-aztec-"))
+                .flat_map(|h| [h.name.as_bytes(), b":", h.value, b"\n"].concat())
+                .collect();
+            assert_eq!(lines, want, "{head:?}");
+        }
+        let refused: &[&[u8]] = &[
+            b"HTTP/2 200 OK\r\n\r\n",
+            b"HTTP/1.1 20 OK\r\n\r\n",
+            b"HTTP/1.1 200OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nx-a: 1\r\n folded\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+            b"<html>",
+        ];
+        for head in refused {
+            assert!(parse_head(head, &mut Vec::new()).is_err(), "{head:?} was accepted");
+        }
+        assert!(parse_head(b"HTTP/1.", &mut Vec::new()).unwrap().is_none(), "a head still arriving");
     }
 
     /// A node on a real socket that answers every request with `raw` (then closes when told).

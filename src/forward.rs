@@ -288,10 +288,11 @@ async fn post(
     limit: usize,
     budget: Option<&AnswerBudget>,
 ) -> Result<Reply, ForwardError> {
+    if backend.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+        // Keeps its own deadline (a timer per connection, not one per request).
+        return h1::exchange(backend, &body, request_id, limit, budget, timeout).await;
+    }
     let sent = async move {
-        if backend.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
-            return h1::exchange(backend, &body, request_id, limit, budget).await;
-        }
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(backend.uri.clone())

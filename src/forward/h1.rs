@@ -16,13 +16,17 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use super::{AnswerBudget, Buffer, ForwardError, Reply, POOL_IDLE};
 use crate::upstream::Backend;
@@ -43,6 +47,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 struct Conn {
     stream: TcpStream,
     read: BytesMut,
+    /// The attempt deadline's timer, armed once and moved on only when it fires early
+    /// ([`Deadline`]): a request on a reused connection registers no timer of its own.
+    timer: Option<Pin<Box<Sleep>>>,
     /// The last answer's `x-aztec-*` lines (`name:value\n`), a buffer kept for the next.
     aztec: Vec<u8>,
 }
@@ -165,26 +172,67 @@ fn encode_request(backend: &Backend, host: &str, body: &[u8], request_id: &str) 
     out
 }
 
-/// Posts `body` to the `http://` node `backend` and reads the whole answer (the caller bounds
-/// the time).
+/// Posts `body` to the `http://` node `backend` and reads the whole answer, all within
+/// `timeout` ([`ForwardError::Timeout`] past it).
 pub(super) async fn exchange(
     backend: &Backend,
     body: &[u8],
     request_id: &str,
     limit: usize,
     budget: Option<&AnswerBudget>,
+    timeout: Duration,
 ) -> Result<Reply, ForwardError> {
+    let at = Instant::now() + timeout;
     let addr = backend.address.as_str();
     let request = encode_request(backend, addr, body, request_id);
     let mut conn = match checkout(addr) {
         Some(conn) => conn,
-        None => connect(addr).await?,
+        None => match tokio::time::timeout_at(at, connect(addr)).await {
+            Ok(conn) => conn?,
+            Err(_) => return Err(ForwardError::Timeout(timeout)),
+        },
     };
-    let (reply, reusable) = attempt(&mut conn, addr, &request, limit, budget).await?;
+    let mut timer = conn.timer.take().unwrap_or_else(|| Box::pin(tokio::time::sleep_until(at)));
+    let answered = {
+        let attempt = std::pin::pin!(attempt(&mut conn, addr, &request, limit, budget));
+        Deadline { fut: attempt, timer: &mut timer, at }.await
+    };
+    let (reply, reusable) = answered.ok_or(ForwardError::Timeout(timeout))??;
     if reusable {
+        conn.timer = Some(timer);
         checkin(addr, conn);
     }
     Ok(reply)
+}
+
+/// `fut` until `at`, on a timer that may be set earlier (a connection's, from its last
+/// request): when it fires before `at` it is moved on to `at`. A busy connection's timer thus
+/// fires about once per attempt timeout instead of being registered and cancelled per request.
+/// `None` when `at` passed first.
+struct Deadline<'a, F> {
+    fut: Pin<&'a mut F>,
+    timer: &'a mut Pin<Box<Sleep>>,
+    at: Instant,
+}
+
+impl<F: Future> Future for Deadline<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Poll::Ready(out) = this.fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        loop {
+            if this.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if Instant::now() >= this.at {
+                return Poll::Ready(None);
+            }
+            this.timer.as_mut().reset(this.at);
+        }
+    }
 }
 
 async fn connect(addr: &str) -> Result<Conn, ForwardError> {
@@ -197,7 +245,7 @@ async fn connect(addr: &str) -> Result<Conn, ForwardError> {
     let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(30));
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
     // Room for a node's usual `x-aztec-*` set (the simulated node's six lines are ~330 bytes).
-    Ok(Conn { stream, read: BytesMut::with_capacity(8 << 10), aztec: Vec::with_capacity(512) })
+    Ok(Conn { stream, read: BytesMut::with_capacity(8 << 10), timer: None, aztec: Vec::with_capacity(512) })
 }
 
 /// What the answer's head says about its body.
@@ -578,8 +626,12 @@ mod tests {
         ];
         for (raw, close, reusable) in cases {
             let addr = node_answering(raw, close).await;
-            let mut conn =
-                Conn { stream: TcpStream::connect(&addr).await.unwrap(), read: BytesMut::new(), aztec: Vec::new() };
+            let mut conn = Conn {
+                stream: TcpStream::connect(&addr).await.unwrap(),
+                read: BytesMut::new(),
+                timer: None,
+                aztec: Vec::new(),
+            };
             let request = b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n";
             match attempt(&mut conn, &addr, request, 1 << 20, None).await {
                 Ok((reply, reuse)) => {
@@ -594,8 +646,12 @@ mod tests {
     #[tokio::test]
     async fn a_truncated_answer_is_an_error_not_a_short_body() {
         let addr = node_answering(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"a\"", true).await;
-        let mut conn =
-            Conn { stream: TcpStream::connect(&addr).await.unwrap(), read: BytesMut::new(), aztec: Vec::new() };
+        let mut conn = Conn {
+            stream: TcpStream::connect(&addr).await.unwrap(),
+            read: BytesMut::new(),
+            timer: None,
+            aztec: Vec::new(),
+        };
         let r = attempt(&mut conn, &addr, b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 1 << 20, None).await;
         assert!(matches!(r, Err(ForwardError::Io(_))));
     }
@@ -631,6 +687,30 @@ mod tests {
         (addr, arrived)
     }
 
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn a_reused_connection_keeps_each_requests_own_deadline() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").await.unwrap();
+            let _ = s.read(&mut buf).await;
+            std::future::pending::<()>().await; // the second request is never answered
+        });
+        let node = backend(&addr);
+        // The first request arms the connection's timer 50 ms out; the second, on the same
+        // connection, must not time out when that old timer fires, only at its own 300 ms.
+        assert!(exchange(&node, b"{}", "r1", 1 << 20, None, Duration::from_millis(50)).await.is_ok());
+        let started = tokio::time::Instant::now();
+        let second = exchange(&node, b"{}", "r2", 1 << 20, None, Duration::from_millis(300)).await;
+        assert!(matches!(second, Err(ForwardError::Timeout(_))), "{second:?}");
+        assert!(started.elapsed() >= Duration::from_millis(300), "timed out after {:?}", started.elapsed());
+    }
+
     fn backend(addr: &str) -> Backend {
         let config = crate::config::Config::for_tests(&[&format!("http://{addr}")]);
         Backend::new(0, &config.backends[0], &config)
@@ -641,10 +721,10 @@ mod tests {
         use std::sync::atomic::Ordering;
         let (addr, arrived) = node_reading_then_closing(1).await;
         let node = backend(&addr);
-        assert!(exchange(&node, b"{}", "r1", 1 << 20, None).await.is_ok());
+        assert!(exchange(&node, b"{}", "r1", 1 << 20, None, SECOND).await.is_ok());
         // The pooled connection is open and quiet, so it is reused; the node reads the request
         // and closes: that is an error for the dispatcher, not a second copy on a new connection.
-        let second = exchange(&node, b"{}", "r2", 1 << 20, None).await;
+        let second = exchange(&node, b"{}", "r2", 1 << 20, None, SECOND).await;
         assert!(matches!(second, Err(ForwardError::Io(_))), "{second:?}");
         assert_eq!(arrived.load(Ordering::SeqCst), 2, "the second request reached the node twice");
     }
@@ -672,12 +752,12 @@ mod tests {
             let _ = s.read(&mut buf).await;
         });
         let node = backend(&addr);
-        assert!(exchange(&node, b"{}", "r1", 1 << 20, None).await.is_ok());
+        assert!(exchange(&node, b"{}", "r1", 1 << 20, None, SECOND).await.is_ok());
         closed_rx.await.unwrap();
         // The node's FIN is in the socket by the time its close returned (loopback); the
         // reactor notes it on its next turn, which a yield waits for.
         tokio::task::yield_now().await;
-        let reply = exchange(&node, b"{}", "r2", 1 << 20, None).await.expect("answered on a new connection");
+        let reply = exchange(&node, b"{}", "r2", 1 << 20, None, SECOND).await.expect("answered on a new connection");
         assert_eq!(&reply.body[..], b"[{}]");
         assert_eq!(served.load(Ordering::SeqCst), 1);
     }

@@ -151,7 +151,7 @@ pub struct Entry {
     /// Header pairs, kept typed so a hit replays them without parsing (stored in Redis as
     /// `[name, value]` string pairs).
     #[serde(with = "header_pairs")]
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub headers: crate::forward::NodeHeaders,
     /// Name of the node that gave the answer.
     pub backend: String,
     /// Time to live.
@@ -175,7 +175,7 @@ mod header_pairs {
     }
 
     /// Typed pairs from `[name, value]` strings.
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(HeaderName, HeaderValue)>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<crate::forward::NodeHeaders, D::Error> {
         let text = Vec::<(String, String)>::deserialize(d)?;
         Ok(text
             .into_iter()
@@ -208,7 +208,7 @@ pub(crate) fn weigh(key_capacity: usize, e: &Entry) -> u32 {
     let key = key_capacity + ALLOC_OVERHEAD;
     let entry = arc + std::mem::size_of::<Entry>() + ALLOC_OVERHEAD;
     let result = arc + e.result.get().len() + ALLOC_OVERHEAD;
-    let pairs = e.headers.capacity() * std::mem::size_of::<(HeaderName, HeaderValue)>() + ALLOC_OVERHEAD;
+    let pairs = e.headers.len() * std::mem::size_of::<(HeaderName, HeaderValue)>() + 2 * arc + ALLOC_OVERHEAD;
     let header_bytes: usize =
         e.headers.iter().map(|(k, v)| header_part_bytes(k.as_str().len()) + header_part_bytes(v.len())).sum();
     let backend = e.backend.capacity() + ALLOC_OVERHEAD;

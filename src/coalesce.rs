@@ -150,7 +150,7 @@ mod tests {
             backend: "a".into(),
             backend_index: 0,
             status: http::StatusCode::BAD_REQUEST,
-            headers: vec![],
+            headers: std::sync::Arc::from([]),
             fallback: false,
             charge: Default::default(),
         };

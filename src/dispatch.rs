@@ -50,7 +50,7 @@ pub struct Delivered {
     /// The HTTP status (400 for a node's own error answer to a single call).
     pub status: http::StatusCode,
     /// The node's `x-aztec-*` headers.
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub headers: forward::NodeHeaders,
     /// `/pruned` fell back to an archiver.
     pub fallback: bool,
     /// The answer's share of `MAX_BUFFERED_BYTES`, held until the client's response is written.
@@ -65,7 +65,7 @@ impl Delivered {
             backend: self.backend.clone(),
             backend_index: self.backend_index,
             status,
-            headers: self.headers.clone(),
+            headers: Arc::clone(&self.headers),
             fallback: self.fallback,
             charge: self.charge.clone(),
         }

@@ -86,13 +86,17 @@ pub fn local_client() -> HttpClient {
     LOCAL.with(Clone::clone)
 }
 
+/// A node's `x-aztec-*` headers, shared: a node sends the same set with every answer, and the
+/// answer, the cache entry and the coalesced copies all hold the one parsed list.
+pub type NodeHeaders = Arc<[(HeaderName, HeaderValue)]>;
+
 /// What one backend answered (status, pass-through headers, decoded body).
 #[derive(Debug)]
 pub struct Reply {
     /// HTTP status of the node's answer.
     pub status: StatusCode,
     /// The node's `x-aztec-*` headers, passed to the client.
-    pub aztec_headers: Vec<(HeaderName, HeaderValue)>,
+    pub aztec_headers: NodeHeaders,
     /// Decoded (gunzipped) body.
     pub body: Bytes,
     /// The budget the body holds ([`AnswerBudget`]); the body's bytes alone do not keep it.
@@ -382,7 +386,7 @@ async fn decode_with(
 
 /// The `x-aztec-*` headers of an answer, copied out of the answer's read buffer (hyper's header
 /// values share it, so a cached clone would keep the whole buffer alive).
-pub fn aztec_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+pub fn aztec_headers(headers: &HeaderMap) -> NodeHeaders {
     headers
         .iter()
         .filter(|(k, _)| k.as_str().starts_with("x-aztec-"))

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::StatusCode;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
@@ -31,7 +31,7 @@ pub struct RpcResponse {
     /// Names of the nodes that answered (for `x-sentinel-backend`).
     pub backends: Vec<String>,
     /// The answering node's `x-aztec-*` headers.
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub headers: crate::forward::NodeHeaders,
     /// `/pruned` fell back to an archiver.
     pub fallback: bool,
     /// Every item came from the cache.
@@ -301,7 +301,7 @@ fn store(app: &AppState, p: &Pending, outcome: &Outcome, d: &Delivered) {
     let (Some(key), Some(text)) = (&p.key, outcome.result_text()) else { return };
     let Some(ttl) = cache::admits(p.rule, text, app.pool.snapshot().finalized) else { return };
     let Outcome::Result(Some(result)) = outcome else { return };
-    let headers = d.headers.clone();
+    let headers = Arc::clone(&d.headers);
     let volatile = p.info.is_some_and(|i| i.class == Class::Volatile);
     let entry = Entry { result: Arc::clone(result), headers, backend: d.backend.clone(), ttl, volatile };
     app.cache.put(key.clone(), entry);
@@ -347,11 +347,7 @@ fn record(slots: &mut [Slot], resp: &mut RpcResponse, members: &[Pending], resul
             for (p, o) in members.iter().zip(d.outcomes) {
                 fill(&mut slots[p.slot], o, d.backend.clone(), d.status, false);
             }
-            if resp.headers.is_empty() {
-                resp.headers = d.headers; // the common case: one group, its headers as they are
-            } else {
-                add_headers(&mut resp.headers, &d.headers);
-            }
+            add_headers(&mut resp.headers, &d.headers);
         }
         Err(e) => {
             for p in members {
@@ -424,15 +420,21 @@ fn http_status(batch: bool, first: &Slot, all_failed: bool, worst: Option<Status
 /// Adds a node's `x-aztec-*` headers to the answer's: a name already there keeps its first
 /// value. The items of a batch mostly bring the same set (one node, or its cached answers):
 /// then nothing is compared past one pass.
-fn add_headers(to: &mut Vec<(HeaderName, HeaderValue)>, from: &[(HeaderName, HeaderValue)]) {
-    if to.as_slice() == from {
+fn add_headers(to: &mut crate::forward::NodeHeaders, from: &crate::forward::NodeHeaders) {
+    if to.is_empty() {
+        *to = Arc::clone(from);
         return;
     }
-    for (k, v) in from {
-        if !to.iter().any(|(have, _)| have == k) {
-            to.push((k.clone(), v.clone()));
+    if Arc::ptr_eq(to, from) || **to == **from {
+        return;
+    }
+    let mut merged = to.to_vec();
+    for (k, v) in from.iter() {
+        if !merged.iter().any(|(have, _)| have == k) {
+            merged.push((k.clone(), v.clone()));
         }
     }
+    *to = merged.into();
 }
 
 fn count(app: &AppState, route: Route, slot: &Slot, outcome: &Outcome) {

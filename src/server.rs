@@ -230,7 +230,7 @@ fn into_http(r: RpcResponse, request_id: String) -> Response {
     let h = resp.headers_mut();
     h.reserve(8 + r.headers.len());
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    for (k, v) in r.headers {
+    for (k, v) in r.headers.iter().cloned() {
         h.insert(k, v);
     }
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(request_id)) {

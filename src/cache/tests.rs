@@ -72,7 +72,7 @@ fn an_entry_weighs_at_least_its_heap_footprint() {
     .into_iter()
     .map(|(k, v)| (HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_bytes(v.as_bytes()).unwrap()))
     .collect();
-    let headers = from_node.clone();
+    let headers: crate::forward::NodeHeaders = from_node.clone().into();
     let k = key("aztec_getBlock", lookup("aztec_getBlock").unwrap(), Some(&raw("[12345]")));
     let entry = Entry { result, headers, backend: "archiver-1".to_owned(), ttl: IMMUTABLE_TTL, volatile: false };
     assert_eq!(from_node.len(), entry.headers.len(), "the reply keeps its own headers");
@@ -83,7 +83,7 @@ fn an_entry_weighs_at_least_its_heap_footprint() {
     let footprint = k.capacity()
         + (2 * word + std::mem::size_of::<Entry>())
         + (2 * word + entry.result.get().len())
-        + entry.headers.capacity() * std::mem::size_of::<(HeaderName, HeaderValue)>()
+        + (2 * word + entry.headers.len() * std::mem::size_of::<(HeaderName, HeaderValue)>())
         + entry.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 2 * 24).sum::<usize>()
         + entry.backend.capacity()
         + 309;
@@ -97,7 +97,7 @@ fn an_entry_weighs_at_least_its_heap_footprint() {
     assert!(old < footprint, "the old weigher ({old}) undercounted ({footprint})");
 
     // A tiny answer (a block number) is dominated by fixed costs, which the old weigher missed.
-    let small = Entry { result: Arc::from(raw("12345")), headers: Vec::new(), backend: "n".into(), ..entry };
+    let small = Entry { result: Arc::from(raw("12345")), headers: Arc::from([]), backend: "n".into(), ..entry };
     assert!(weigh(16, &small) as usize >= 16 + 2 * word + std::mem::size_of::<Entry>() + 2 * word + 5 + 1 + 309);
 }
 

@@ -28,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-use super::{AnswerBudget, Buffer, ForwardError, Reply, POOL_IDLE};
+use super::{AnswerBudget, Buffer, ForwardError, NodeHeaders, Reply, POOL_IDLE};
 use crate::upstream::Backend;
 
 /// Idle connections kept per node and thread (as hyper's `pool_max_idle_per_host` did).
@@ -67,7 +67,7 @@ struct Node {
     idle: VecDeque<Idle>,
     /// The raw `x-aztec-*` lines of the node's last answer and their parsed form: a node sends
     /// the same ones with every answer, so they are parsed (and allocated) once.
-    aztec: (Vec<u8>, Vec<(HeaderName, HeaderValue)>),
+    aztec: (Vec<u8>, NodeHeaders),
 }
 
 thread_local! {
@@ -347,7 +347,7 @@ async fn attempt(
 }
 
 /// The `x-aztec-*` headers of `raw` (`name:value\n` lines), parsed once per change per node.
-fn aztec_headers(addr: &str, raw: &[u8]) -> Vec<(HeaderName, HeaderValue)> {
+fn aztec_headers(addr: &str, raw: &[u8]) -> NodeHeaders {
     with_node(addr, |node| {
         if node.aztec.0 != raw {
             let parsed = raw
@@ -360,7 +360,7 @@ fn aztec_headers(addr: &str, raw: &[u8]) -> Vec<(HeaderName, HeaderValue)> {
                 .collect();
             node.aztec = (raw.to_vec(), parsed);
         }
-        node.aztec.1.clone()
+        std::sync::Arc::clone(&node.aztec.1)
     })
 }
 

@@ -67,7 +67,7 @@ fn a_coalesced_caller_gets_the_status_its_call_gets_alone() {
         backend: "a".into(),
         backend_index: 0,
         status: StatusCode::OK,
-        headers: vec![],
+        headers: std::sync::Arc::from([]),
         fallback: false,
         charge: Default::default(),
     };
@@ -79,12 +79,17 @@ fn a_coalesced_caller_gets_the_status_its_call_gets_alone() {
 
 #[test]
 fn a_batch_answer_carries_each_node_header_once_first_value_kept() {
+    use http::{HeaderName, HeaderValue};
     let h = |k: &'static str, v: &'static str| (HeaderName::from_static(k), HeaderValue::from_static(v));
-    let node_a = vec![h("x-aztec-packageversion", "4.1.2"), h("x-aztec-l1chainid", "1")];
-    let mut answer = node_a.clone();
+    let node_a: crate::forward::NodeHeaders =
+        vec![h("x-aztec-packageversion", "4.1.2"), h("x-aztec-l1chainid", "1")].into();
+    let mut answer = Arc::from([]);
+    add_headers(&mut answer, &node_a); // the first answer's headers, shared as they are
+    assert!(Arc::ptr_eq(&answer, &node_a));
     add_headers(&mut answer, &node_a); // a second item from the same node: nothing added
     assert_eq!(answer, node_a);
-    let node_b = vec![h("x-aztec-packageversion", "5.0.0"), h("x-aztec-rollupversion", "7")];
+    let node_b: crate::forward::NodeHeaders =
+        vec![h("x-aztec-packageversion", "5.0.0"), h("x-aztec-rollupversion", "7")].into();
     add_headers(&mut answer, &node_b);
-    assert_eq!(answer, vec![node_a[0].clone(), node_a[1].clone(), h("x-aztec-rollupversion", "7")]);
+    assert_eq!(&answer[..], &[node_a[0].clone(), node_a[1].clone(), h("x-aztec-rollupversion", "7")][..]);
 }

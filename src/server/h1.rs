@@ -276,7 +276,7 @@ fn encode_head(out: &mut Vec<u8>, r: &RpcResponse, request_id: &str, close: bool
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(b"content-type: application/json\r\n");
-    for (k, v) in &r.headers {
+    for (k, v) in r.headers.iter() {
         header(out, k.as_str().as_bytes(), v.as_bytes());
     }
     header(out, b"x-request-id", request_id.as_bytes());

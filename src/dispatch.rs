@@ -360,7 +360,7 @@ impl Dispatcher<'_> {
         let (reply, outcomes) = exchanged?;
         let elapsed = started.elapsed();
         backend.stats.record_latency(elapsed);
-        let method = calls.first().and_then(Outbound::info).map_or("other", |m| m.name);
+        let method = Metrics::method_label(calls.first().and_then(Outbound::info));
         self.metrics.observe_latency(method, &backend.name, elapsed.as_secs_f64());
         Ok((reply, outcomes))
     }

@@ -269,11 +269,6 @@ pub fn cost(method: &str) -> u32 {
     lookup(method).map_or(1, |m| m.cost)
 }
 
-/// Whether `name`'s answer needs the world state of the block in its first param.
-pub fn reads_world_state(name: &str) -> bool {
-    by_bare_name(name).is_some_and(|m| m.world_state)
-}
-
 /// Allow / deny decision from `ALLOW_METHODS` / `DENY_METHODS` globs. Deny wins. With no allow
 /// globs, the public table in both namespaces is allowed.
 #[derive(Debug)]

@@ -335,10 +335,11 @@ impl Metrics {
         }
     }
 
-    /// Bounded method label: the table name without namespace (`aztec_getBlock` and
-    /// `node_getBlock` are both `getBlock`), or `other` for anything a client invents.
-    pub fn method_label(method: &str) -> &'static str {
-        methods::lookup(method).map_or("other", |m| m.name)
+    /// Bounded method label from a method's table row (`methods::lookup`): the table name
+    /// without namespace (`aztec_getBlock` and `node_getBlock` are both `getBlock`), or `other`
+    /// for anything a client invents.
+    pub fn method_label(info: Option<&'static methods::MethodInfo>) -> &'static str {
+        info.map_or("other", |m| m.name)
     }
 
     /// Refreshes the per-backend gauges from a snapshot (called on scrape).

@@ -17,7 +17,7 @@ use crate::dispatch::{Ctx, Delivered, Outbound};
 use crate::error::ProxyError;
 use crate::jsonrpc::{self, Body, BodyError, Item, Outcome};
 use crate::methods::{self, Class, MethodInfo};
-use crate::metrics::ReasonLabel;
+use crate::metrics::{Metrics, ReasonLabel};
 use crate::selection::{Needs, Route};
 use crate::state::AppState;
 
@@ -449,7 +449,7 @@ fn count(app: &AppState, route: Route, slot: &Slot, outcome: &Outcome) {
         app.metrics.rejected.get_or_create(&ReasonLabel { reason: e.label() }).inc();
     }
     let backend = slot.backend.as_deref().unwrap_or("none");
-    app.metrics.count_request(route.as_str(), slot.info.map_or("other", |m| m.name), status, backend);
+    app.metrics.count_request(route.as_str(), Metrics::method_label(slot.info), status, backend);
 }
 
 mod whole;

@@ -30,6 +30,7 @@ pub mod clock;
 pub mod coalesce;
 pub mod compat;
 pub mod config;
+pub mod deadline;
 pub mod dispatch;
 pub mod error;
 pub mod fork;

@@ -16,9 +16,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -29,6 +27,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::{AnswerBudget, Buffer, ForwardError, NodeHeaders, Reply, POOL_IDLE};
+use crate::deadline::Deadline;
 use crate::upstream::Backend;
 
 /// Idle connections kept per node and thread (as hyper's `pool_max_idle_per_host` did).
@@ -195,7 +194,7 @@ pub(super) async fn exchange(
     let mut timer = conn.timer.take().unwrap_or_else(|| Box::pin(tokio::time::sleep_until(at)));
     let answered = {
         let attempt = std::pin::pin!(attempt(&mut conn, addr, &request, limit, budget));
-        Deadline { fut: attempt, timer: &mut timer, at }.await
+        Deadline::new(attempt, &mut timer, at).await
     };
     let (reply, reusable) = answered.ok_or(ForwardError::Timeout(timeout))??;
     if reusable {
@@ -203,36 +202,6 @@ pub(super) async fn exchange(
         checkin(addr, conn);
     }
     Ok(reply)
-}
-
-/// `fut` until `at`, on a timer that may be set earlier (a connection's, from its last
-/// request): when it fires before `at` it is moved on to `at`. A busy connection's timer thus
-/// fires about once per attempt timeout instead of being registered and cancelled per request.
-/// `None` when `at` passed first.
-struct Deadline<'a, F> {
-    fut: Pin<&'a mut F>,
-    timer: &'a mut Pin<Box<Sleep>>,
-    at: Instant,
-}
-
-impl<F: Future> Future for Deadline<'_, F> {
-    type Output = Option<F::Output>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        if let Poll::Ready(out) = this.fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        loop {
-            if this.timer.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            if Instant::now() >= this.at {
-                return Poll::Ready(None);
-            }
-            this.timer.as_mut().reset(this.at);
-        }
-    }
 }
 
 async fn connect(addr: &str) -> Result<Conn, ForwardError> {

@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{answer, client_ip, request_id, ProxyError, Route};
+use crate::deadline::Deadline;
 use crate::proxy::RpcResponse;
 use crate::state::AppState;
 
@@ -119,8 +120,8 @@ pub(super) async fn serve(
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut cancelled = std::pin::pin!(cancel.cancelled());
-    // The idle deadline's timer, armed once per connection and moved on only when it fires
-    // early: a busy connection registers no timer per request.
+    // The idle deadline's timer, armed once per connection ([`Deadline`]): a busy connection
+    // registers no timer per request.
     let mut idle_timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         // The whole head must arrive within `idle` of the connection becoming idle.
@@ -137,18 +138,11 @@ pub(super) async fn serve(
                 // go to this thread's spares for whichever connection reads next.
                 spare::put(std::mem::take(&mut buf), std::mem::take(&mut out));
                 let timer = idle_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                loop {
-                    tokio::select! {
-                        biased;
-                        r = stream.readable() => if r.is_err() { return None } else { break },
-                        () = timer.as_mut() => {
-                            if tokio::time::Instant::now() >= deadline {
-                                return None;
-                            }
-                            timer.as_mut().reset(deadline);
-                        }
-                        () = &mut cancelled => return None,
-                    }
+                let readable = std::pin::pin!(stream.readable());
+                tokio::select! {
+                    biased;
+                    r = Deadline::new(readable, timer, deadline) => if !matches!(r, Some(Ok(()))) { return None },
+                    () = &mut cancelled => return None,
                 }
                 (buf, out) = spare::take();
                 match stream.try_read_buf(&mut buf) {

@@ -107,10 +107,22 @@ pub fn admits(rule: Rule, result: &str, finalized: Option<u64>) -> Option<Durati
 }
 
 /// The cache key: method without namespace plus params, whitespace outside strings removed;
-/// generation-dependent answers are keyed by the caller's namespace too.
-pub fn key(method: &str, info: &MethodInfo, params: Option<&RawValue>) -> String {
+/// generation-dependent answers are keyed by the caller's namespace too. Shared: the pending
+/// call, the coalescer's table and the leader's guard hold the one copy.
+pub fn key(method: &str, info: &MethodInfo, params: Option<&RawValue>) -> Arc<str> {
+    thread_local! {
+        /// Where keys are written before their one allocation (most are short-lived).
+        static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        write_key(out, method, info, params);
+        Arc::from(out.as_str())
+    })
+}
+
+fn write_key(out: &mut String, method: &str, info: &MethodInfo, params: Option<&RawValue>) {
     let p = params.map_or("[]", RawValue::get);
-    let mut out = String::with_capacity(info.name.len() + p.len() + 8);
     // Answers whose shape depends on the API generation are kept apart per caller generation.
     if info.by_generation {
         out.push_str(crate::methods::namespace(method).unwrap_or(""));
@@ -120,7 +132,7 @@ pub fn key(method: &str, info: &MethodInfo, params: Option<&RawValue>) -> String
     out.push(':');
     if !p.bytes().any(|b| b.is_ascii_whitespace()) {
         out.push_str(p); // the common case: nothing to remove
-        return out;
+        return;
     }
     let mut in_string = false;
     let mut escaped = false;
@@ -140,7 +152,6 @@ pub fn key(method: &str, info: &MethodInfo, params: Option<&RawValue>) -> String
         }
         out.push(c);
     }
-    out
 }
 
 /// A cached answer: the result and the node's `x-aztec-*` headers, replayed on hits.
@@ -153,7 +164,7 @@ pub struct Entry {
     #[serde(with = "header_pairs")]
     pub headers: crate::forward::NodeHeaders,
     /// Name of the node that gave the answer.
-    pub backend: String,
+    pub backend: Arc<str>,
     /// Time to live.
     #[serde(skip)]
     pub ttl: Duration,
@@ -211,7 +222,9 @@ pub(crate) fn weigh(key_capacity: usize, e: &Entry) -> u32 {
     let pairs = e.headers.len() * std::mem::size_of::<(HeaderName, HeaderValue)>() + 2 * arc + ALLOC_OVERHEAD;
     let header_bytes: usize =
         e.headers.iter().map(|(k, v)| header_part_bytes(k.as_str().len()) + header_part_bytes(v.len())).sum();
-    let backend = e.backend.capacity() + ALLOC_OVERHEAD;
+    // Counted as its own allocation (a hit read back from Redis has one; a local answer shares
+    // its node's name).
+    let backend = arc + e.backend.len() + ALLOC_OVERHEAD;
     let total = key + entry + result + pairs + header_bytes + backend + MOKA_ENTRY_BYTES;
     u32::try_from(total).unwrap_or(u32::MAX)
 }

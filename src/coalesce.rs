@@ -30,7 +30,7 @@ pub struct Coalescer {
 
 #[derive(Debug, Default)]
 struct Table {
-    keys: foldhash::HashMap<String, InFlight>,
+    keys: foldhash::HashMap<Arc<str>, InFlight>,
     /// Numbers the leaders, so a leader only ever removes its own entry.
     next: u64,
 }
@@ -56,24 +56,25 @@ pub enum Role {
 #[derive(Debug)]
 pub struct LeaderGuard {
     table: Arc<Coalescer>,
-    key: String,
+    key: Arc<str>,
     id: u64,
     /// `publish` ran: the entry is gone (drop has nothing left to do).
     published: bool,
 }
 
 impl Coalescer {
-    /// Joins the in-flight request for `key`, or becomes its leader.
-    pub fn join(self: &Arc<Self>, key: String) -> Role {
+    /// Joins the in-flight request for `key`, or becomes its leader (the table and the
+    /// leader's guard share the caller's key).
+    pub fn join(self: &Arc<Self>, key: &Arc<str>) -> Role {
         let mut table = self.lock();
-        if let Some(entry) = table.keys.get_mut(&key) {
+        if let Some(entry) = table.keys.get_mut(&**key) {
             let tx = entry.joiners.get_or_insert_with(|| watch::channel(None).0);
             return Role::Joiner(tx.subscribe());
         }
         table.next += 1;
         let id = table.next;
-        table.keys.insert(key.clone(), InFlight { leader: id, joiners: None });
-        Role::Leader(LeaderGuard { table: Arc::clone(self), key, id, published: false })
+        table.keys.insert(Arc::clone(key), InFlight { leader: id, joiners: None });
+        Role::Leader(LeaderGuard { table: Arc::clone(self), key: Arc::clone(key), id, published: false })
     }
 
     /// Keys in flight (for tests and the dashboard).
@@ -105,8 +106,8 @@ impl LeaderGuard {
     /// Takes this leader's entry out of the table; its joiners' channel, if anyone joined.
     fn remove(&self) -> Option<watch::Sender<Option<Published>>> {
         let mut table = self.table.lock();
-        match table.keys.get(&self.key) {
-            Some(entry) if entry.leader == self.id => table.keys.remove(&self.key)?.joiners,
+        match table.keys.get(&*self.key) {
+            Some(entry) if entry.leader == self.id => table.keys.remove(&*self.key)?.joiners,
             _ => None,
         }
     }
@@ -141,8 +142,8 @@ mod tests {
     #[tokio::test]
     async fn joiners_get_the_leaders_outcome() {
         let c = Arc::new(Coalescer::default());
-        let Role::Leader(lead) = c.join("k".into()) else { panic!("first is leader") };
-        let Role::Joiner(rx) = c.join("k".into()) else { panic!("second joins") };
+        let Role::Leader(lead) = c.join(&"k".into()) else { panic!("first is leader") };
+        let Role::Joiner(rx) = c.join(&"k".into()) else { panic!("second joins") };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         let waiter = tokio::spawn(wait(rx, deadline));
         let answer = Delivered {
@@ -156,16 +157,16 @@ mod tests {
         };
         lead.publish(|| Published::Done(answer));
         let Some(Published::Done(got)) = waiter.await.unwrap() else { panic!("the leader's answer") };
-        assert_eq!((got.backend.as_str(), got.status), ("a", http::StatusCode::BAD_REQUEST), "with its status");
+        assert_eq!((&*got.backend, got.status), ("a", http::StatusCode::BAD_REQUEST), "with its status");
         assert!(c.is_empty());
-        assert!(matches!(c.join("k".into()), Role::Leader(_)), "finished keys start afresh");
+        assert!(matches!(c.join(&"k".into()), Role::Leader(_)), "finished keys start afresh");
     }
 
     #[tokio::test]
     async fn a_leader_that_gives_up_releases_its_joiners() {
         let c = Arc::new(Coalescer::default());
-        let lead = c.join("k".into());
-        let Role::Joiner(rx) = c.join("k".into()) else { panic!() };
+        let lead = c.join(&"k".into());
+        let Role::Joiner(rx) = c.join(&"k".into()) else { panic!() };
         drop(lead);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         assert!(matches!(wait(rx, deadline).await, Some(Published::GoYourself)));

@@ -44,7 +44,7 @@ pub struct Delivered {
     /// One outcome per call, in order.
     pub outcomes: Vec<Outcome>,
     /// Name of the node that answered.
-    pub backend: String,
+    pub backend: Arc<str>,
     /// Index of that node.
     pub backend_index: usize,
     /// The HTTP status (400 for a node's own error answer to a single call).
@@ -152,7 +152,7 @@ impl Dispatcher<'_> {
                 return Err(ProxyError::Deadline(self.request_timeout.as_millis()));
             }
             let timeout = self.attempt_timeout.min(deadline - now);
-            let started = Instant::now();
+            let started = now;
             // Writes are never hedged, and with one node there is nowhere to hedge to.
             let (answered, result) = if write || snapshot.backends.len() < 2 {
                 (Arc::clone(&backend), self.exchange(&backend, calls, request_id, timeout).await)
@@ -177,19 +177,19 @@ impl Dispatcher<'_> {
                 Err(e) if !e.is_node_fault() => {
                     // The node answered; the answer is just not one we can take.
                     backend.circuit.on_success();
-                    return Err(ProxyError::Upstream { backend: backend.name.clone(), source: e });
+                    return Err(ProxyError::Upstream { backend: backend.name.to_string(), source: e });
                 }
                 Err(e) => {
                     backend.stats.record_error();
                     backend.stats.penalize(started.elapsed().max(FAILURE_PENALTY));
-                    let label = UpstreamErrorLabels { backend: backend.name.clone(), kind: e.kind() };
+                    let label = UpstreamErrorLabels { backend: backend.name.to_string(), kind: e.kind() };
                     self.metrics.upstream_errors.get_or_create(&label).inc();
                     if backend.circuit.on_failure() {
                         tracing::warn!(backend = %backend.name, error = %e, "circuit opened");
                     }
                     tracing::debug!(backend = %backend.name, error = %e, "attempt failed");
                     let reached = e.reached_node();
-                    last_error = Some(ProxyError::Upstream { backend: backend.name.clone(), source: e });
+                    last_error = Some(ProxyError::Upstream { backend: backend.name.to_string(), source: e });
                     if (write && reached) || attempts >= self.max_retries {
                         return Err(last_error.unwrap_or(ProxyError::Deadline(self.request_timeout.as_millis())));
                     }

@@ -352,7 +352,7 @@ impl Metrics {
 
     fn observe_backend(&self, v: &BackendView) {
         let name = &v.backend.name;
-        let l = BackendLabel { backend: name.clone() };
+        let l = BackendLabel { backend: name.to_string() };
         self.up.get_or_create(&l).set(i64::from(v.health.ready));
         self.routable.get_or_create(&l).set(i64::from(v.routable()));
         self.tip.get_or_create(&l).set(gauge_value(v.health.tip.unwrap_or(0)));
@@ -363,7 +363,7 @@ impl Metrics {
         let forked = v.health.fork.as_ref().map_or(0, |f| if f.finalized { 2 } else { 1 });
         self.forked.get_or_create(&l).set(forked);
         for status in INTEGRITY_STATUSES {
-            let sl = IntegrityStatusLabels { backend: name.clone(), status: status.as_str() };
+            let sl = IntegrityStatusLabels { backend: name.to_string(), status: status.as_str() };
             let on = i64::from(status == verdict.status);
             self.integrity_status.get_or_create(&sl).set(on);
         }

@@ -155,7 +155,7 @@ impl Monitor {
             match r {
                 Some(Checked { result: Ok(a), at }) => {
                     slot_of[i] = Some((good.len(), at));
-                    good.push((snap.backends[i].backend.name.clone(), a));
+                    good.push((snap.backends[i].backend.name.to_string(), a));
                 }
                 Some(Checked { result: Err(e), .. }) => errors[i] = Some(e),
                 None => {}

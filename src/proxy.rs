@@ -29,7 +29,7 @@ pub struct RpcResponse {
     /// JSON body.
     pub body: Vec<u8>,
     /// Names of the nodes that answered (for `x-sentinel-backend`).
-    pub backends: Vec<String>,
+    pub backends: Vec<Arc<str>>,
     /// The answering node's `x-aztec-*` headers.
     pub headers: crate::forward::NodeHeaders,
     /// `/pruned` fell back to an archiver.
@@ -71,7 +71,7 @@ struct Slot {
     /// The method's table row (`None` outside the table), for its metrics label.
     info: Option<&'static MethodInfo>,
     result: Option<Result<Outcome, ProxyError>>,
-    backend: Option<String>,
+    backend: Option<Arc<str>>,
     /// Node HTTP status, for single requests.
     status: StatusCode,
     from_cache: bool,
@@ -97,7 +97,7 @@ struct Pending {
     needs: Needs,
     write: bool,
     rule: Rule,
-    key: Option<String>,
+    key: Option<Arc<str>>,
     leader: Option<LeaderGuard>,
 }
 
@@ -148,7 +148,7 @@ pub async fn handle(app: &AppState, route: Route, body: Result<Body, BodyError>,
             );
             continue;
         }
-        match coalescable(&p).then(|| app.coalescer.join(p.key.clone().unwrap_or_default())) {
+        match p.key.as_ref().filter(|_| coalescable(&p)).map(|key| app.coalescer.join(key)) {
             Some(Role::Joiner(rx)) => joiners.push((p, rx)),
             Some(Role::Leader(guard)) => {
                 p.leader = Some(guard);
@@ -160,15 +160,14 @@ pub async fn handle(app: &AppState, route: Route, body: Result<Body, BodyError>,
     if to_send.is_empty() && joiners.is_empty() {
         return finish(app, route, slots, batch, resp);
     }
-    let mut groups = group(to_send);
-    if joiners.is_empty() && groups.len() == 1 {
+    if joiners.is_empty() && (to_send.len() == 1 || to_send.iter().all(plain)) {
         // The common case (one call, or one group of plain reads): no join machinery.
-        let g = groups.pop().expect("one group");
-        if let Some((members, result)) = run_group(app, ctx, g).await {
+        if let Some((members, result)) = run_group(app, ctx, Group { members: to_send }).await {
             record(&mut slots, &mut resp, &members, result);
         }
         return finish(app, route, slots, batch, resp);
     }
+    let groups = group(to_send);
     let sent = futures::future::join_all(groups.into_iter().map(|g| run_group(app, ctx, g)));
     let waited = futures::future::join_all(joiners.into_iter().map(|(p, rx)| join_leader(app, ctx, p, rx)));
     let (sent, waited) = futures::join!(sent, waited);
@@ -236,9 +235,13 @@ fn coalescable(p: &Pending) -> bool {
     shared && !p.write && p.needs.sticky.is_none() && p.key.is_some()
 }
 
+/// A read any node may answer, so it can share a group with other such reads.
+fn plain(p: &Pending) -> bool {
+    !p.write && p.needs.sticky.is_none() && p.needs.block.is_none()
+}
+
 /// Groups calls: plain reads together, everything else alone.
 fn group(pending: Vec<Pending>) -> Vec<Group> {
-    let plain = |p: &Pending| !p.write && p.needs.sticky.is_none() && p.needs.block.is_none();
     if pending.is_empty() {
         return Vec::new();
     }
@@ -267,8 +270,16 @@ type GroupResult = (Vec<Pending>, Result<Delivered, ProxyError>);
 async fn run_group(app: &AppState, ctx: Ctx<'_>, g: Group) -> Option<GroupResult> {
     let first = g.members.first()?;
     let (needs, write) = (first.needs.clone(), first.write);
-    let calls: Vec<Outbound> = g.members.iter().map(|p| p.call.clone()).collect();
-    let result = app.dispatcher().dispatch(ctx, &calls, needs, write).await;
+    // One call (the usual case) is sent from where it lies; a batch's calls are gathered.
+    let gathered: Vec<Outbound>;
+    let calls = match g.members.as_slice() {
+        [one] => std::slice::from_ref(&one.call),
+        many => {
+            gathered = many.iter().map(|p| p.call.clone()).collect();
+            &gathered
+        }
+    };
+    let result = app.dispatcher().dispatch(ctx, calls, needs, write).await;
     let mut members = g.members;
     for (i, p) in members.iter_mut().enumerate() {
         // On failure the guard drops here, telling joiners to go themselves (they wait
@@ -304,7 +315,7 @@ fn store(app: &AppState, p: &Pending, outcome: &Outcome, d: &Delivered) {
     let headers = Arc::clone(&d.headers);
     let volatile = p.info.is_some_and(|i| i.class == Class::Volatile);
     let entry = Entry { result: Arc::clone(result), headers, backend: d.backend.clone(), ttl, volatile };
-    app.cache.put(key.clone(), entry);
+    app.cache.put(key.to_string(), entry);
 }
 
 /// Waits for an identical in-flight request; goes alone if the leader gave up.
@@ -328,7 +339,7 @@ async fn join_leader(
     }
 }
 
-fn fill(slot: &mut Slot, outcome: Outcome, backend: String, status: StatusCode, from_cache: bool) {
+fn fill(slot: &mut Slot, outcome: Outcome, backend: Arc<str>, status: StatusCode, from_cache: bool) {
     slot.result = Some(Ok(outcome));
     slot.backend = Some(backend);
     slot.status = status;
@@ -358,7 +369,7 @@ fn record(slots: &mut [Slot], resp: &mut RpcResponse, members: &[Pending], resul
 }
 
 /// Builds the response: ordered answers, status, metrics.
-fn finish(app: &AppState, route: Route, slots: Vec<Slot>, batch: bool, mut resp: RpcResponse) -> RpcResponse {
+fn finish(app: &AppState, route: Route, mut slots: Vec<Slot>, batch: bool, mut resp: RpcResponse) -> RpcResponse {
     let mut out = Vec::with_capacity(slots.iter().map(Slot::answer_len_hint).sum::<usize>() + 2);
     let mut worst: Option<StatusCode> = None;
     let mut all_failed = true;
@@ -392,14 +403,14 @@ fn finish(app: &AppState, route: Route, slots: Vec<Slot>, batch: bool, mut resp:
             }
         }
     }
-    resp.methods = match slots.len() {
-        1 => first.method.clone(),
-        n => format!("{} +{} more", first.method, n - 1),
-    };
     resp.error = slots.iter().find_map(|s| match &s.result {
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
     });
+    resp.methods = match slots.len() {
+        1 => std::mem::take(&mut slots[0].method),
+        n => format!("{} +{} more", slots[0].method, n - 1),
+    };
     resp.body = out;
     resp
 }

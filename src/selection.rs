@@ -110,12 +110,12 @@ pub fn pick(snapshot: &Snapshot, route: Route, needs: &Needs, calls: &[Outbound]
 /// P2C within the best non-empty preference tier.
 fn best(all: &[&BackendView], prefer: Option<Generation>) -> Option<usize> {
     let top = all.iter().map(|v| preference(v, prefer)).min()?;
-    let tier_members: Vec<&BackendView> = all.iter().copied().filter(|v| preference(v, prefer) == top).collect();
-    let chosen = match tier_members.len() {
-        1 => tier_members[0],
+    let tier = || all.iter().copied().filter(move |v| preference(v, prefer) == top);
+    let chosen = match tier().count() {
+        1 => tier().next()?,
         n => {
             let (a, b) = pair(n, &mut rand::thread_rng());
-            let (x, y) = (tier_members[a], tier_members[b]);
+            let (x, y) = (tier().nth(a)?, tier().nth(b)?);
             if cost(x) <= cost(y) {
                 x
             } else {

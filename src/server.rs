@@ -122,14 +122,15 @@ where
             Err(e) => return proxy::reject_parsed(app, &parsed, &e),
         };
         let started = std::time::Instant::now();
-        // Boxed: the request's routing state is kilobytes; built in place on the heap, it is
-        // not copied through every future that wraps it.
-        let handle = Box::pin(proxy::handle(app, route, parsed, request_id));
+        // Boxed: the request's routing state is kilobytes and is not copied through every
+        // future that wraps it. Written into its allocation: `Box::pin` would build the whole
+        // state on the stack and copy it.
+        let handle = Box::into_pin(Box::write(Box::new_uninit(), proxy::handle(app, route, parsed, request_id)));
         let (mut resp, full) = app.answers.scope(handle).await;
         if full && resp.status.is_server_error() {
             resp = answers_full(app);
         }
-        log_outcome(&resp, started.elapsed());
+        log_outcome(&resp, started);
         resp
     }
     .instrument(span)
@@ -169,7 +170,7 @@ fn answers_full(app: &AppState) -> RpcResponse {
 
 /// One line per request: debug when it went well, warn when the gateway or a node failed
 /// (the span adds the request id and route).
-fn log_outcome(resp: &RpcResponse, elapsed: Duration) {
+fn log_outcome(resp: &RpcResponse, started: std::time::Instant) {
     if !tracing::enabled!(tracing::Level::WARN) {
         return;
     }
@@ -181,7 +182,7 @@ fn log_outcome(resp: &RpcResponse, elapsed: Duration) {
     let backend = if resp.backends.is_empty() { "none".to_owned() } else { resp.backends.join(",") };
     // Method names and error texts come from the client: escaped here for every log format.
     let methods = log_safe(&resp.methods);
-    let ms = (elapsed.as_secs_f64() * 1e5).round() / 100.0;
+    let ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
     if resp.status.is_server_error() {
         let error = log_safe(resp.error.as_deref().unwrap_or(""));
         tracing::warn!(methods = %methods, backend, status = resp.status.as_u16(), error = %error, elapsed_ms = ms, "request failed");

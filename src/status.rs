@@ -134,7 +134,7 @@ fn backend_doc(v: &BackendView) -> BackendDoc {
     let b = &v.backend;
     let i = &v.integrity;
     BackendDoc {
-        name: b.name.clone(),
+        name: b.name.to_string(),
         url: b.shown_url.clone(),
         ready: v.health.ready,
         routable: v.routable(),

@@ -39,6 +39,9 @@ const MAX_HEAD: usize = 64 << 10;
 /// Headers parsed per answer head; a node sending more is not answering JSON-RPC.
 const MAX_HEADERS: usize = 64;
 
+/// Largest request buffer an idle connection keeps for its next request.
+const KEEP_REQUEST: usize = 16 << 10;
+
 /// How long a new connection may take (as the hyper client's connect timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -51,6 +54,21 @@ struct Conn {
     timer: Option<Pin<Box<Sleep>>>,
     /// The last answer's `x-aztec-*` lines (`name:value\n`), a buffer kept for the next.
     aztec: Vec<u8>,
+    /// The request being sent, a buffer kept for the next.
+    out: Vec<u8>,
+}
+
+impl Conn {
+    fn new(stream: TcpStream) -> Conn {
+        // Room for a node's usual `x-aztec-*` set (the simulated node's six lines are ~330 bytes).
+        Conn {
+            stream,
+            read: BytesMut::with_capacity(8 << 10),
+            timer: None,
+            aztec: Vec::with_capacity(512),
+            out: Vec::new(),
+        }
+    }
 }
 
 struct Idle {
@@ -89,11 +107,11 @@ fn with_node<R>(addr: &str, f: impl FnOnce(&mut Node) -> R) -> R {
     })
 }
 
-/// The most recently used idle connection to `addr` that is not too old and still open, if any.
-fn checkout(addr: &str) -> Option<Conn> {
+/// The most recently used idle connection to `addr` that is not too old at `now` and still
+/// open, if any.
+fn checkout(addr: &str, now: Instant) -> Option<Conn> {
     with_node(addr, |node| {
         let idle = &mut node.idle;
-        let now = Instant::now();
         while let Some(top) = idle.pop_back() {
             if now.duration_since(top.since) >= POOL_IDLE {
                 idle.clear(); // the rest is older still
@@ -149,10 +167,11 @@ pub fn expire_idle() {
     });
 }
 
-/// The request: head and body in one buffer (one write, one segment on loopback).
-fn encode_request(backend: &Backend, host: &str, body: &[u8], request_id: &str) -> Vec<u8> {
+/// The request in `out`: head and body in one buffer (one write, one segment on loopback).
+fn encode_request(out: &mut Vec<u8>, backend: &Backend, host: &str, body: &[u8], request_id: &str) {
     let target = backend.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut out = Vec::with_capacity(192 + target.len() + host.len() + request_id.len() + body.len());
+    out.clear();
+    out.reserve(192 + target.len() + host.len() + request_id.len() + body.len());
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
@@ -168,7 +187,6 @@ fn encode_request(backend: &Backend, host: &str, body: &[u8], request_id: &str) 
     out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
-    out
 }
 
 /// Posts `body` to the `http://` node `backend` and reads the whole answer, all within
@@ -181,10 +199,10 @@ pub(super) async fn exchange(
     budget: Option<&AnswerBudget>,
     timeout: Duration,
 ) -> Result<Reply, ForwardError> {
-    let at = Instant::now() + timeout;
+    let now = Instant::now();
+    let at = now + timeout;
     let addr = backend.address.as_str();
-    let request = encode_request(backend, addr, body, request_id);
-    let mut conn = match checkout(addr) {
+    let mut conn = match checkout(addr, now) {
         Some(conn) => conn,
         None => match tokio::time::timeout_at(at, connect(addr)).await {
             Ok(conn) => conn?,
@@ -192,10 +210,15 @@ pub(super) async fn exchange(
         },
     };
     let mut timer = conn.timer.take().unwrap_or_else(|| Box::pin(tokio::time::sleep_until(at)));
+    let mut request = std::mem::take(&mut conn.out);
+    encode_request(&mut request, backend, addr, body, request_id);
     let answered = {
         let attempt = std::pin::pin!(attempt(&mut conn, addr, &request, limit, budget));
         Deadline::new(attempt, &mut timer, at).await
     };
+    if request.capacity() <= KEEP_REQUEST {
+        conn.out = request; // a big batch's buffer is not kept by an idle connection
+    }
     let (reply, reusable) = answered.ok_or(ForwardError::Timeout(timeout))??;
     if reusable {
         conn.timer = Some(timer);
@@ -213,8 +236,7 @@ async fn connect(addr: &str) -> Result<Conn, ForwardError> {
     let _ = stream.set_nodelay(true);
     let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(30));
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-    // Room for a node's usual `x-aztec-*` set (the simulated node's six lines are ~330 bytes).
-    Ok(Conn { stream, read: BytesMut::with_capacity(8 << 10), timer: None, aztec: Vec::with_capacity(512) })
+    Ok(Conn::new(stream))
 }
 
 /// What the answer's head says about its body.
@@ -595,12 +617,7 @@ mod tests {
         ];
         for (raw, close, reusable) in cases {
             let addr = node_answering(raw, close).await;
-            let mut conn = Conn {
-                stream: TcpStream::connect(&addr).await.unwrap(),
-                read: BytesMut::new(),
-                timer: None,
-                aztec: Vec::new(),
-            };
+            let mut conn = Conn::new(TcpStream::connect(&addr).await.unwrap());
             let request = b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n";
             match attempt(&mut conn, &addr, request, 1 << 20, None).await {
                 Ok((reply, reuse)) => {
@@ -615,12 +632,7 @@ mod tests {
     #[tokio::test]
     async fn a_truncated_answer_is_an_error_not_a_short_body() {
         let addr = node_answering(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"a\"", true).await;
-        let mut conn = Conn {
-            stream: TcpStream::connect(&addr).await.unwrap(),
-            read: BytesMut::new(),
-            timer: None,
-            aztec: Vec::new(),
-        };
+        let mut conn = Conn::new(TcpStream::connect(&addr).await.unwrap());
         let r = attempt(&mut conn, &addr, b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 1 << 20, None).await;
         assert!(matches!(r, Err(ForwardError::Io(_))));
     }

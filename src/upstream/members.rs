@@ -59,15 +59,15 @@ impl Snapshot {
                 };
                 used[j] = true;
                 let old = &self.backends[j];
-                if old.backend.name != cfg.name {
-                    change.renamed.push((old.backend.name.clone(), cfg.name.clone()));
+                if *old.backend.name != *cfg.name {
+                    change.renamed.push((old.backend.name.to_string(), cfg.name.clone()));
                 }
                 change.moved |= j != i;
                 BackendView { backend: Arc::new(old.backend.carried(i, cfg, config)), ..old.clone() }
             })
             .collect();
         change.removed =
-            self.backends.iter().zip(&used).filter(|(_, &u)| !u).map(|(v, _)| v.backend.name.clone()).collect();
+            self.backends.iter().zip(&used).filter(|(_, &u)| !u).map(|(v, _)| v.backend.name.to_string()).collect();
         let next = Snapshot { backends, best_tip: self.best_tip, finalized: self.finalized, reorgs: self.reorgs };
         (next, change)
     }
@@ -96,7 +96,7 @@ mod tests {
         let mut after = config("bee=http://10.0.0.2:1,d=http://10.0.0.4:1,c=http://10.0.0.3:1");
         after.circuit_failures = 2;
         let (next, change) = snap.reconfigured(&after);
-        let names: Vec<&str> = next.backends.iter().map(|v| v.backend.name.as_str()).collect();
+        let names: Vec<&str> = next.backends.iter().map(|v| &*v.backend.name).collect();
         assert_eq!(names, ["bee", "d", "c"]);
         assert!(next.backends.iter().enumerate().all(|(i, v)| v.backend.index == i), "index is the position");
         let bee = &next.backends[0].backend;

@@ -40,7 +40,7 @@ pub struct Backend {
     /// Position in the configured list (stable id).
     pub index: usize,
     /// Display name; the only name shown in headers, logs and metrics.
-    pub name: String,
+    pub name: Arc<str>,
     /// Full URL (may carry credentials): used only to send requests.
     pub url: Url,
     /// Parsed target for the HTTP client.
@@ -87,7 +87,7 @@ impl Backend {
     pub fn new(index: usize, cfg: &BackendConfig, config: &Config) -> Backend {
         Backend {
             index,
-            name: cfg.name.clone(),
+            name: cfg.name.as_str().into(),
             uri: cfg.url.as_str().parse().expect("validated url is a valid uri"),
             address: format!(
                 "{}:{}",
@@ -109,7 +109,7 @@ impl Backend {
         self.circuit.set_limits(config.circuit_failures, config.circuit_cooldown);
         Backend {
             index,
-            name: cfg.name.clone(),
+            name: cfg.name.as_str().into(),
             stats: Arc::clone(&self.stats),
             circuit: Arc::clone(&self.circuit),
             learned: Arc::clone(&self.learned),

@@ -106,10 +106,13 @@ impl LeaderGuard {
     /// Takes this leader's entry out of the table; its joiners' channel, if anyone joined.
     fn remove(&self) -> Option<watch::Sender<Option<Published>>> {
         let mut table = self.table.lock();
-        match table.keys.get(&*self.key) {
-            Some(entry) if entry.leader == self.id => table.keys.remove(&*self.key)?.joiners,
-            _ => None,
+        // One look-up: the entry is nearly always this leader's; a newer leader's goes back.
+        let (key, entry) = table.keys.remove_entry(&*self.key)?;
+        if entry.leader == self.id {
+            return entry.joiners;
         }
+        table.keys.insert(key, entry);
+        None
     }
 }
 

@@ -264,11 +264,11 @@ pub fn request_id(given: Option<&[u8]>) -> String {
         None => {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             let n = rand::random::<u64>();
-            let mut id = String::with_capacity(16);
-            for i in (0..16).rev() {
-                id.push(char::from(HEX[((n >> (i * 4)) & 0xf) as usize]));
+            let mut hex = [0u8; 16];
+            for (i, digit) in hex.iter_mut().enumerate() {
+                *digit = HEX[((n >> ((15 - i) * 4)) & 0xf) as usize];
             }
-            id
+            String::from_utf8_lossy(&hex).into_owned()
         }
     }
 }

@@ -38,6 +38,13 @@ pub type HttpClient = Arc<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>;
 /// `x-request-id`: taken from (or made for) the client, answered to it and sent to the node.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Whether `value` may be written as a header value as it is: what `HeaderValue` accepts
+/// (visible ASCII, space, tab and bytes from 0x80), so the hand-written heads (the client's
+/// answer in `server::h1`, the node's request in `forward::h1`) keep what hyper's would.
+pub fn header_value_ok(value: &[u8]) -> bool {
+    value.iter().all(|&b| (b >= b' ' && b != 0x7f) || b == b'\t')
+}
+
 /// Largest node answer read outside [`AnswerBudget::scope`] (client requests use
 /// `MAX_RESPONSE_BYTES`), so a broken node cannot exhaust memory.
 pub const MAX_ANSWER_BYTES: usize = 256 << 20;

@@ -177,8 +177,7 @@ fn encode_request(out: &mut Vec<u8>, backend: &Backend, host: &str, body: &[u8],
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\ncontent-type: application/json\r\naccept-encoding: gzip, deflate\r\n");
-    // What `HeaderValue::from_str` accepts, checked without building one.
-    if request_id.bytes().all(|b| (b >= b' ' && b != 0x7f) || b == b'\t') {
+    if super::header_value_ok(request_id.as_bytes()) {
         out.extend_from_slice(b"x-request-id: ");
         out.extend_from_slice(request_id.as_bytes());
         out.extend_from_slice(b"\r\n");

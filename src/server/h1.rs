@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{answer, client_ip, request_id, ProxyError, Route};
 use crate::deadline::Deadline;
+use crate::forward::header_value_ok;
 use crate::proxy::RpcResponse;
 use crate::state::AppState;
 
@@ -276,11 +277,11 @@ fn encode_head(out: &mut Vec<u8>, r: &RpcResponse, request_id: &str, close: bool
     header(out, b"x-request-id", request_id.as_bytes());
     match r.backends.as_slice() {
         [] => {}
-        [one] if header_safe(one.as_bytes()) => header(out, b"x-sentinel-backend", one.as_bytes()),
+        [one] if header_value_ok(one.as_bytes()) => header(out, b"x-sentinel-backend", one.as_bytes()),
         [_] => {}
         many => {
             let joined = many.join(",");
-            if header_safe(joined.as_bytes()) {
+            if header_value_ok(joined.as_bytes()) {
                 header(out, b"x-sentinel-backend", joined.as_bytes());
             }
         }
@@ -361,11 +362,6 @@ fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Whether `value` may be sent as a header value as is (what `HeaderValue::from_str` accepts).
-fn header_safe(value: &[u8]) -> bool {
-    value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +379,11 @@ mod tests {
         }
         assert!(text.contains(&format!("content-length: {}\r\n", r.body.len())), "{text}");
         assert!(text.ends_with("\r\n\r\n"), "{text}");
-        assert!(!header_safe(b"bad\r\nname") && header_safe(b"node-1 (eu)"));
+        assert!(!header_value_ok(b"bad\r\nname") && header_value_ok(b"node-1 (eu)"));
+        // The hyper path's rule, byte by byte: a node name gets the header on both paths or none.
+        for b in 0..=u8::MAX {
+            assert_eq!(header_value_ok(&[b]), http::HeaderValue::from_bytes(&[b]).is_ok(), "byte {b:#x}");
+        }
+        assert_eq!(header_value_ok("nœud-1".as_bytes()), http::HeaderValue::from_str("nœud-1").is_ok());
     }
 }

@@ -152,7 +152,6 @@ impl Dispatcher<'_> {
                 return Err(ProxyError::Deadline(self.request_timeout.as_millis()));
             }
             let timeout = self.attempt_timeout.min(deadline - now);
-            let started = now;
             // Writes are never hedged, and with one node there is nowhere to hedge to.
             let (answered, result) = if write || snapshot.backends.len() < 2 {
                 (Arc::clone(&backend), self.exchange(&backend, calls, request_id, timeout).await)
@@ -181,7 +180,7 @@ impl Dispatcher<'_> {
                 }
                 Err(e) => {
                     backend.stats.record_error();
-                    backend.stats.penalize(started.elapsed().max(FAILURE_PENALTY));
+                    backend.stats.penalize(now.elapsed().max(FAILURE_PENALTY));
                     let label = UpstreamErrorLabels { backend: backend.name.to_string(), kind: e.kind() };
                     self.metrics.upstream_errors.get_or_create(&label).inc();
                     if backend.circuit.on_failure() {

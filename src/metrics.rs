@@ -96,6 +96,8 @@ pub struct Metrics {
     pub validator_missed_streak: Family<ValidatorLabel, Gauge>,
     /// Validator watch status as a state set: 1 for the current status.
     pub validator_status: Family<ValidatorStatusLabels, Gauge>,
+    /// The addresses the validator gauges were last set for (a reload may drop some).
+    watched_validators: std::sync::Mutex<Vec<String>>,
     /// Client connections open now (accepted and not yet closed).
     pub open_connections: Gauge,
     /// Connections closed at once because `MAX_CONNECTIONS` were open.
@@ -163,6 +165,7 @@ impl Metrics {
             validator_missed_proposals: Family::default(),
             validator_missed_streak: Family::default(),
             validator_status: Family::default(),
+            watched_validators: std::sync::Mutex::default(),
             open_connections: Gauge::default(),
             connections_shed: Counter::default(),
             accept_errors: Counter::default(),
@@ -321,8 +324,24 @@ impl Metrics {
         );
     }
 
-    /// Refreshes the validator watch gauges from the published report (called on scrape).
+    /// Refreshes the validator watch gauges from the published report (called on scrape); an
+    /// address no longer watched (a reload dropped it) loses its series, as a removed backend
+    /// does ([`Metrics::forget_backend`]).
     pub fn observe_validators(&self, report: &ValidatorReport) {
+        let mut watched = self.watched_validators.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for gone in watched.iter().filter(|a| !report.validators.iter().any(|v| &v.address == *a)) {
+            let l = ValidatorLabel { validator: gone.clone() };
+            for family in
+                [&self.validator_missed_attestations, &self.validator_missed_proposals, &self.validator_missed_streak]
+            {
+                family.remove(&l);
+            }
+            for status in WatchStatus::ALL {
+                self.validator_status
+                    .remove(&ValidatorStatusLabels { validator: gone.clone(), status: status.as_str() });
+            }
+        }
+        *watched = report.validators.iter().map(|v| v.address.clone()).collect();
         for v in &report.validators {
             let l = ValidatorLabel { validator: v.address.clone() };
             self.validator_missed_attestations.get_or_create(&l).set(gauge_value(v.counts.missed_attestations));

@@ -172,3 +172,17 @@ fn request_series_of_two_gateways_on_one_thread_stay_apart() {
     assert_eq!(value(&ta, count).as_deref(), Some("1"), "{ta}");
     assert_eq!(value(&tb, count), None);
 }
+
+#[test]
+fn a_validator_no_longer_watched_loses_its_series() {
+    let m = Metrics::new();
+    let (a, b) = ("0x00000000000000000000000000000000000000aa", "0x00000000000000000000000000000000000000bb");
+    m.observe_validators(&crate::validators::ValidatorReport::pending(&[a.to_owned(), b.to_owned()]));
+    let text = m.render();
+    assert!(text.contains(a) && text.contains(b), "both watched: {text}");
+    // A reload narrowed WATCH_VALIDATORS to `a`.
+    m.observe_validators(&crate::validators::ValidatorReport::pending(&[a.to_owned()]));
+    let text = m.render();
+    assert!(text.contains(a), "still watched: {text}");
+    assert!(!text.contains(b), "no stale series for the dropped validator: {text}");
+}

@@ -1,10 +1,15 @@
 # sentinel-proxy — common tasks. `make test` is what CI runs (.ci/run).
 CARGO ?= cargo
 
-.PHONY: build run demo test screenshot bench chaos soak descriptors fuzz watch fmt lint
+.PHONY: build pgo run demo test screenshot bench chaos soak descriptors fuzz watch fmt lint
 
 build:
 	$(CARGO) build --release
+
+# Profile-guided release build: target/pgo/release/sentinel-proxy (needs wrk and rustup's
+# llvm-tools; ~10 min). Same code, hot path laid out by a training run (scripts/build-pgo.sh).
+pgo:
+	./scripts/build-pgo.sh
 
 # With SENTINEL_BACKENDS set, serve them; otherwise run the built-in demo fleet.
 run:

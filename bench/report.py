@@ -16,9 +16,10 @@ import subprocess
 import sys
 from collections import defaultdict
 
-TARGETS = ["direct", "nginx", "haproxy", "gateway", "gwnocache"]
-LABELS = {"gwnocache": "gateway, volatile cache off"}
-GATEWAYS = ("gateway", "gwnocache")
+TARGETS = ["direct", "nginx", "haproxy", "gateway", "gwplain", "gwnocache", "static"]
+LABELS = {"gwnocache": "gateway, volatile cache off", "gwplain": "gateway, plain release build",
+          "static": "nginx `return 200` (no node: load-generator ceiling)"}
+GATEWAYS = ("gateway", "gwplain", "gwnocache")
 SCENARIOS = {
     "tip": "(a) uncached tip read — `aztec_getBlockNumber`",
     "block": "(b) cached immutable read — `aztec_getBlock` `[1]` (finalized block)",
@@ -356,17 +357,21 @@ def main():
                "and the node. Compare ratios within one run, not across machines.\n")
     if load:
         out.append("\n".join(load) + "\n")
+    pgo = meta.get("GW_BUILD") == "pgo"
+    build_label = "profile-guided release build, `scripts/build-pgo.sh`" if pgo else "plain release build, `cargo build --release`"
     out.append("## Versions\n")
     out.append("\n".join(f"- {x}" for x in (
         f"wrk: `{cmd('wrk', '-v')}`", f"nginx: `{cmd('nginx', '-v')}`", f"HAProxy: `{cmd('haproxy', '-v')}`",
         f"rustc: `{cmd('rustc', '-V')}`", f"cargo: `{cmd('cargo', '-V')}`",
-        f"sentinel-proxy: `{meta.get('GW_VERSION', '?')}` (release build)", f"python3: `{cmd('python3', '--version')}`")) + "\n")
+        f"sentinel-proxy: `{meta.get('GW_VERSION', '?')}` ({build_label})", f"python3: `{cmd('python3', '--version')}`")) + "\n")
     out.append("## Setup\n")
     out.append(f"""- **node**: one simulated Aztec node, `{meta.get('NODE_CMD', '?')}`; it is the only backend of every target.
 - **direct**: wrk → node.
 - **nginx**: `{meta.get('NGINX_CMD', '?')}` with `worker_processes auto` ({facts['nproc']} workers), `upstream {{ keepalive 256; }}`, `proxy_http_version 1.1`, `proxy_set_header Connection ""`, `keepalive_requests 1000000` (client and upstream side; nginx's default of 1000 would close wrk's connections), access log off. Template: `bench/nginx.conf.tmpl`.
 - **haproxy**: `{meta.get('HAPROXY_CMD', '?')}`, `mode http`, `http-reuse always`, `nbthread {meta.get('NPROC', '?')}`, no logging. Template: `bench/haproxy.cfg.tmpl`.
 - **gateway**: `{meta.get('GW_CMD', '?')}` (started in an empty temp dir so no `.env` is picked up; measured once `GET /ready` answered 200). Its tokio runtime has one worker thread per core. All other settings are the defaults — including `CACHE_VOLATILE_MS=1000`, so the gateway answers tip reads (`getBlockNumber`, `isReady`, `getChainTips`) from a 1 s cache: scenario (a) is *uncached* only for direct/nginx/haproxy.
+- **gateway build**: {"the profile-guided release build (`scripts/build-pgo.sh`, `make pgo`: an instrumented build trained with wrk on these four bodies and three bad requests, then rebuilt with the profile; same sources, same behaviour). **gateway, plain release build** is `cargo build --release` of the same commit, run in scenarios (c) and (d) beside it." if pgo else "the plain release build (`cargo build --release`)."}
+- **nginx `return 200`**: the nginx above, second `server` answering `{{"jsonrpc":"2.0","id":1,"result":1}}` itself with no node behind it, in scenarios (a) and (b). Nothing on this machine answers faster, so its row is the load generator's ceiling, and its p99 is wrk's own tail when it saturates the cores: the saturated p99 of a target that answers from memory (the gateway in (a) and (b)) cannot be read as that target's latency below this line. The paced runs (e) measure latency at one load.
 - **gateway, volatile cache off**: a second gateway process, identical except `CACHE_VOLATILE_MS=0`, run in scenario (a) only. It still coalesces identical in-flight requests (this cannot be switched off), so with one fixed body most of its requests never reach the node either; scenario (d) is the one where every gateway request is forwarded.
 - Every listener is on 127.0.0.1 on a free port picked at run time.
 - Timed runs: `{meta.get('WRK_CMD', '?')}` with `BENCH_BODY_FILE=bench/bodies/SCENARIO.json`; {meta.get('ROUNDS', '1')} round(s) of {dur} per target, scenario and connection count. Runs are interleaved: for each (scenario, conns) group all its targets run back to back, and the order rotates from group to group (and round to round) so no target always runs first or last. When there is more than one round, req/s shows the mean and then each round.
@@ -407,7 +412,7 @@ def main():
                "15 min plus the build: two interleaved rounds)\nBENCH_ROUNDS=1 ./bench/run.sh            # one round, ~7 min\n./bench/smoke.sh                         # 3 s runs, -c64, writes to a temp file\n```\n")
     out.append("Knobs: `BENCH_DURATION` (default 10s), `BENCH_CONNS` (default \"64 512\"), `BENCH_ROUNDS` (1 or 2, default 2), "
                "`BENCH_QUICK=1` (3 s timed runs), `BENCH_SCENARIOS` (default \"tip block batch unique\"), "
-               "`BENCH_IDLE_CONNS` (default 1000), `BENCH_PACE_MS` (default 5; 0 skips the paced runs), `BENCH_OUT` (default BENCHMARKS.md), `BENCH_SKIP_BUILD=1`, `BENCH_KEEP=1` (keep the temp dir with raw outputs).\n")
+               "`BENCH_IDLE_CONNS` (default 1000), `BENCH_PACE_MS` (default 5; 0 skips the paced runs), `BENCH_OUT` (default BENCHMARKS.md), `BENCH_BUILD` (pgo or release, default pgo), `BENCH_SKIP_BUILD=1`, `BENCH_KEEP=1` (keep the temp dir with raw outputs).\n")
     text = "\n".join(out)
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(text)

@@ -14,7 +14,11 @@
 #   BENCH_SCENARIOS  subset of "tip block batch unique"   (default all four)
 #   BENCH_IDLE_CONNS idle keep-alive connections for RSS  (default 1000; 0 skips)
 #   BENCH_OUT        markdown output                      (default <repo>/BENCHMARKS.md)
-#   BENCH_SKIP_BUILD=1  use the existing target/release/sentinel-proxy
+#   BENCH_BUILD      the gateway build measured: pgo (default; scripts/build-pgo.sh, falling
+#                    back to release when llvm-tools cannot be installed) or release (plain
+#                    `cargo build --release`). With pgo, the batch and unique scenarios also
+#                    measure the plain release build (target gwplain) in the same run.
+#   BENCH_SKIP_BUILD=1  use the existing target/release (and target/pgo) binaries
 #   BENCH_KEEP=1     keep the temp dir (raw wrk outputs, logs, configs)
 #   BENCH_STRICT=1   exit 3 when any error was flagged (bench/smoke.sh sets it)
 #   BENCH_NOCACHE=0  skip the second gateway (CACHE_VOLATILE_MS=0) in the tip scenario
@@ -43,17 +47,23 @@ VERIFY_CONNS=64
 NOCACHE=${BENCH_NOCACHE:-1}
 PACE_MS=${BENCH_PACE_MS:-5}
 PACE_CONNS=64
-# Targets per scenario. gwnocache is a second gateway with CACHE_VOLATILE_MS=0: by default the
+# Targets per scenario. static is nginx answering a fixed JSON-RPC result itself (`return 200`,
+# no node behind it): the fastest answer any server gives on this machine, so its p99 is the
+# load generator's own tail at saturation, the floor for the cached scenarios (tip, block),
+# where the gateway answers without the node too. gwplain (BENCH_BUILD=pgo only) is the plain
+# release build of the gateway beside the profile-guided one. gwnocache is a second gateway with CACHE_VOLATILE_MS=0: by default the
 # gateway answers tip reads (getBlockNumber, isReady, getChainTips) from a 1 s volatile cache;
 # without it, identical in-flight tip reads are still coalesced. It runs in the tip scenario
 # only (in the others its cache setting changes little or nothing; "unique" is the scenario
 # that measures the gateway's real per-request forwarding cost).
 targets_for() {
-    if [ "$NOCACHE" = 1 ] && [ "$1" = tip ]; then
-        echo direct nginx haproxy gateway gwnocache
-    else
-        echo direct nginx haproxy gateway
-    fi
+    local t="direct nginx haproxy gateway"
+    case $1 in
+        tip) [ "$NOCACHE" = 1 ] && t="$t gwnocache"; t="$t static" ;;
+        block) t="$t static" ;;
+        batch | unique) [ "$GW_BUILD" = pgo ] && t="$t gwplain" ;;
+    esac
+    echo "$t"
 }
 
 case "$ROUNDS" in 1 | 2) ;; *) echo "BENCH_ROUNDS must be 1 or 2 (got $ROUNDS)" >&2; exit 2 ;; esac
@@ -169,22 +179,42 @@ proxy_pids() { # target -> pids whose CPU is the proxy's
         haproxy) echo "$HAPROXY_PID $(children "$HAPROXY_PID")" ;;
         gateway) echo "$GW_PID" ;;
         gwnocache) echo "$GW2_PID" ;;
+        gwplain) echo "$GW3_PID" ;;
+        static) proxy_pids nginx ;;
     esac
 }
 
 rss_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 # ---------------------------------------------------------------------------------------------
+GW_BUILD=${BENCH_BUILD:-pgo}
+case "$GW_BUILD" in pgo | release) ;; *) echo "BENCH_BUILD must be pgo or release (got $GW_BUILD)" >&2; exit 2 ;; esac
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     log "cargo build --release"
     (cd "$ROOT" && cargo build --release)
+    if [ "$GW_BUILD" = pgo ]; then
+        log "profile-guided build (scripts/build-pgo.sh)"
+        status=0
+        "$ROOT/scripts/build-pgo.sh" || status=$?
+        if [ "$status" = 2 ] && [ -z "${BENCH_BUILD:-}" ]; then
+            log "no profile-guided build possible here (see above): measuring the plain release build"
+            GW_BUILD=release
+        elif [ "$status" != 0 ]; then
+            exit "$status"
+        fi
+    fi
 fi
-BIN="$ROOT/target/release/sentinel-proxy"
-[ -x "$BIN" ] || { echo "bench: $BIN not found (build failed?)" >&2; exit 1; }
+# The node (and gwplain) always run the plain release build.
+PLAIN_BIN="$ROOT/target/release/sentinel-proxy"
+if [ "$GW_BUILD" = pgo ]; then BIN="$ROOT/target/pgo/release/sentinel-proxy"; else BIN=$PLAIN_BIN; fi
+for b in "$BIN" "$PLAIN_BIN"; do
+    [ -x "$b" ] || { echo "bench: $b not found (build failed?)" >&2; exit 1; }
+done
 
-mapfile -t PORTS < <(free_ports 5)
+mapfile -t PORTS < <(free_ports 7)
 NODE_PORT=${PORTS[0]} NGINX_PORT=${PORTS[1]} HAPROXY_PORT=${PORTS[2]} GW_PORT=${PORTS[3]} GW2_PORT=${PORTS[4]}
-GW2_PID=""
+GW3_PORT=${PORTS[5]} STATIC_PORT=${PORTS[6]}
+GW2_PID="" GW3_PID=""
 NPROC=$(nproc)
 declare -A URL=(
     [direct]="http://127.0.0.1:$NODE_PORT/"
@@ -192,6 +222,8 @@ declare -A URL=(
     [haproxy]="http://127.0.0.1:$HAPROXY_PORT/"
     [gateway]="http://127.0.0.1:$GW_PORT/"
     [gwnocache]="http://127.0.0.1:$GW2_PORT/"
+    [gwplain]="http://127.0.0.1:$GW3_PORT/"
+    [static]="http://127.0.0.1:$STATIC_PORT/"
 )
 
 meta DATE "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
@@ -205,11 +237,12 @@ meta QUICK "$QUICK"
 meta VERIFY_DURATION "$VERIFY_DURATION"
 meta VERIFY_CONNS "$VERIFY_CONNS"
 meta GW_VERSION "$("$BIN" --version 2>&1 | head -1)"
+meta GW_BUILD "$GW_BUILD"
 for s in $SCENARIOS; do meta "BODY_$s" "$(tr -d '\n' <"$BENCH/bodies/$s.json")"; done
 
 # --- node -------------------------------------------------------------------------------------
 log "simulated node (profile v6) on :$NODE_PORT"
-(cd "$WORK" && exec "$BIN" simulate --port "$NODE_PORT" --profile v6) >"$WORK/node.log" 2>&1 &
+(cd "$WORK" && exec "$PLAIN_BIN" simulate --port "$NODE_PORT" --profile v6) >"$WORK/node.log" 2>&1 &
 NODE_PID=$!
 PIDS+=("$NODE_PID")
 meta NODE_CMD "sentinel-proxy simulate --port PORT --profile v6"
@@ -222,7 +255,7 @@ user_line="# (not root: nginx keeps the current user)"
 nofile=$(ulimit -n)
 [ "$nofile" = unlimited ] && nofile=65536
 sed -e "s|@DIR@|$WORK|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@NODE_PORT@|$NODE_PORT|g" \
-    -e "s|@NOFILE@|$nofile|g" -e "s|@USER_LINE@|$user_line|g" "$BENCH/nginx.conf.tmpl" >"$WORK/nginx.conf"
+    -e "s|@STATIC_PORT@|$STATIC_PORT|g" -e "s|@NOFILE@|$nofile|g" -e "s|@USER_LINE@|$user_line|g" "$BENCH/nginx.conf.tmpl" >"$WORK/nginx.conf"
 nginx -t -q -p "$WORK" -e "$WORK/nginx-error.log" -c "$WORK/nginx.conf" 2>"$WORK/nginx-t.log" ||
     die_with_log "nginx config test failed" "$WORK/nginx-t.log"
 log "nginx on :$NGINX_PORT"
@@ -232,6 +265,8 @@ PIDS+=("$NGINX_PID")
 meta NGINX_CMD "nginx -p TMP -e TMP/nginx-error.log -c TMP/nginx.conf"
 mapfile -t probe < <(rpc_probe "${URL[nginx]}")
 wait_http nginx "$NGINX_PID" "$WORK/nginx-error.log" "${probe[@]}"
+mapfile -t probe < <(rpc_probe "${URL[static]}")
+wait_http static "$NGINX_PID" "$WORK/nginx-error.log" "${probe[@]}"
 
 # --- haproxy ----------------------------------------------------------------------------------
 sed -e "s|@PORT@|$HAPROXY_PORT|g" -e "s|@NODE_PORT@|$NODE_PORT|g" -e "s|@THREADS@|$NPROC|g" \
@@ -246,8 +281,8 @@ mapfile -t probe < <(rpc_probe "${URL[haproxy]}")
 wait_http haproxy "$HAPROXY_PID" "$WORK/haproxy.log" "${probe[@]}"
 
 # --- gateway ----------------------------------------------------------------------------------
-start_gateway() { # name port logfile extra-env... ; sets STARTED_PID
-    local name=$1 port=$2 logf=$3
+start_gateway() { # name port logfile extra-env... ; sets STARTED_PID (runs $GW_BIN, default $BIN)
+    local name=$1 port=$2 logf=$3 bin=${GW_BIN:-$BIN}
     shift 3
     log "$name on :$port"
     (
@@ -256,7 +291,7 @@ start_gateway() { # name port logfile extra-env... ; sets STARTED_PID
         export SENTINEL_BACKENDS="node=http://127.0.0.1:$NODE_PORT" PROXY_LISTEN="127.0.0.1:$port" PROXY_PORT="$port" \
             LOG_LEVEL=warn HEALTH_CHECK_INTERVAL_MS=1000
         for kv in "$@"; do export "${kv?}"; done
-        exec "$BIN" serve
+        exec "$bin" serve
     ) >"$logf" 2>&1 &
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")
@@ -308,6 +343,10 @@ if [ "$NOCACHE" = 1 ] && [[ " $SCENARIOS " == *" tip "* ]]; then
     GW2_PID=$STARTED_PID
     meta NOCACHE 1
 fi
+if [ "$GW_BUILD" = pgo ] && [[ " $SCENARIOS " == *" batch "* || " $SCENARIOS " == *" unique "* ]]; then
+    GW_BIN=$PLAIN_BIN start_gateway gwplain "$GW3_PORT" "$WORK/gateway-plain.log"
+    GW3_PID=$STARTED_PID
+fi
 
 # --- verification pass (bodies checked; also warms every target up) ---------------------------
 expect_for() { case "$1" in batch) echo 10 ;; *) echo 1 ;; esac; }
@@ -326,7 +365,7 @@ meta WRK_CMD "wrk -t$WRK_THREADS -cCONNS -d$DURATION --timeout $WRK_TIMEOUT --la
 run_one() { # scenario conns target round
     local s=$1 c=$2 t=$3 r=$4 base pids p0 p1 n0 n1
     base="$WORK/raw/${s}__c${c}__${t}__r${r}"
-    case $t in gateway | gwnocache) curl -s --max-time 5 "${URL[$t]}health" >"$base.health-before.json" || true ;; esac
+    case $t in gateway | gwnocache | gwplain) curl -s --max-time 5 "${URL[$t]}health" >"$base.health-before.json" || true ;; esac
     pids=$(proxy_pids "$t")
     p0=$(ticks $pids) n0=$(ticks "$NODE_PID")
     BENCH_BODY_FILE="$BENCH/bodies/$s.json" \
@@ -334,7 +373,7 @@ run_one() { # scenario conns target round
         -s "$BENCH/post.lua" "${URL[$t]}" >"$base.txt" 2>&1 || echo "wrk exited with status $?" >>"$base.txt"
     p1=$(ticks $pids) n1=$(ticks "$NODE_PID")
     echo "$p0 $p1 $n0 $n1" >"$base.cpu"
-    case $t in gateway | gwnocache) curl -s --max-time 5 "${URL[$t]}health" >"$base.health-after.json" || true ;; esac
+    case $t in gateway | gwnocache | gwplain) curl -s --max-time 5 "${URL[$t]}health" >"$base.health-after.json" || true ;; esac
     log "  $s c$c r$r $(printf '%-9s' "$t") $(awk '/Requests\/sec/ {r = $2} /^ +99%/ {p = $2} /Non-2xx/ {e = e ", NON-2xx " $5} /Socket errors/ {e = e "," $0} END {printf "%s req/s, p99 %s%s", r, p, e}' "$base.txt")"
     sleep 0.5 # let closed connections drain before the next target
 }
@@ -342,8 +381,8 @@ run_one() { # scenario conns target round
 DIED=""
 check_alive() { # records (once) which process died; the report flags it and keeps what was measured
     local name pid ok=0
-    for name in node nginx haproxy gateway gwnocache; do
-        case $name in node) pid=$NODE_PID ;; nginx) pid=$NGINX_PID ;; haproxy) pid=$HAPROXY_PID ;; gateway) pid=$GW_PID ;; gwnocache) pid=$GW2_PID ;; esac
+    for name in node nginx haproxy gateway gwnocache gwplain; do
+        case $name in node) pid=$NODE_PID ;; nginx) pid=$NGINX_PID ;; haproxy) pid=$HAPROXY_PID ;; gateway) pid=$GW_PID ;; gwnocache) pid=$GW2_PID ;; gwplain) pid=$GW3_PID ;; esac
         [ -n "$pid" ] || continue
         if ! alive "$pid" && [[ " $DIED " != *" $name "* ]]; then
             DIED="$DIED $name"
@@ -359,7 +398,7 @@ check_alive() { # records (once) which process died; the report flags it and kee
 
 group=0
 groups_total=$((ROUNDS * $(wc -w <<<"$SCENARIOS") * $(wc -w <<<"$CONNS")))
-log "timed runs: $groups_total groups (scenario x conns x round) of 4-5 targets x $DURATION"
+log "timed runs: $groups_total groups (scenario x conns x round) of 4-6 targets x $DURATION"
 # Background load check: CPU the whole machine spent during the timed runs, minus what the
 # bench's own processes (node, proxies, and wrk/curl as this shell's children) spent.
 sys_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
@@ -371,7 +410,7 @@ own_children_ticks() { # user+sys of this shell's waited-for children (wrk, curl
         for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
         printf "%d", t * hz }' "$WORK/times.out"
 }
-bench_ticks() { ticks "$NODE_PID" $(proxy_pids nginx) $(proxy_pids haproxy) "$GW_PID" $GW2_PID; }
+bench_ticks() { ticks "$NODE_PID" $(proxy_pids nginx) $(proxy_pids haproxy) "$GW_PID" $GW2_PID $GW3_PID; }
 times >"$WORK/times.out"
 I0=$(sys_softirq) T0=$(date +%s.%N) S0=$(sys_busy) B0=$(bench_ticks) C0=$(own_children_ticks)
 for r in $(seq "$ROUNDS"); do

@@ -149,11 +149,11 @@ def main():
             meta[k] = v
     clk = int(meta.get("CLK_TCK", "100"))
 
-    # runs[(scenario, conns, target)] = [parsed run, ...] (one per round)
+    # runs[(scenario, conns, target)] = [parsed run, ...] (one per round and slice)
     runs = defaultdict(list)
     raw_dir = os.path.join(args.run_dir, "raw")
     for name in sorted(os.listdir(raw_dir)) if os.path.isdir(raw_dir) else []:
-        m = re.fullmatch(r"(\w+)__c(\d+)__(\w+)__r(\d+)\.txt", name)
+        m = re.fullmatch(r"(\w+)__c(\d+)__(\w+)__r(\d+)(?:__s\d+)?\.txt", name)
         if not m:
             continue
         scen, conns, target, rnd = m.group(1), int(m.group(2)), m.group(3), int(m.group(4))
@@ -178,6 +178,11 @@ def main():
             vals = [r.get(f) for r in rs if r.get(f) is not None]
             out[f] = statistics.mean(vals) if vals else None
             out[f + "_all"] = vals
+        by_round = defaultdict(list)
+        for r in rs:
+            if r.get("rps") is not None:
+                by_round[r["round"]].append(r["rps"])
+        out["rps_rounds"] = [statistics.mean(by_round[k]) for k in sorted(by_round)]
         out["non2xx"] = sum(r["non2xx"] for r in rs)
         out["requests"] = sum(r["requests"] or 0 for r in rs)
         out["sock"] = {k: sum(r["sock"][k] for r in rs) for k in ("connect", "read", "write", "timeout")}
@@ -220,8 +225,8 @@ def main():
                 if errs:
                     flagged.append(f"{scen} c{conns} {target}: {'; '.join(errs)}")
                 rps = fmt_rps(a["rps"])
-                if len(a["rps_all"]) > 1:
-                    rps += " (" + " / ".join(fmt_rps(v) for v in a["rps_all"]) + ")"
+                if len(a["rps_rounds"]) > 1:
+                    rps += " (" + " / ".join(fmt_rps(v) for v in a["rps_rounds"]) + ")"
                 cpu = "—" if a["proxy_cpu_us"] is None else f"{a['proxy_cpu_us']:.0f}"
                 ncpu = "n/a" if a["node_cpu_us"] is None else f"{a['node_cpu_us']:.1f}"
                 lines.append(f"| {LABELS.get(target, target)} | {conns} | {rps} | {fmt_ms(a['p99'])} | {fmt_ratio(a['rps'], base_nginx)} | "
@@ -374,7 +379,7 @@ def main():
 - **nginx `return 200`**: the nginx above, second `server` answering `{{"jsonrpc":"2.0","id":1,"result":1}}` itself with no node behind it, in scenarios (a) and (b). Nothing on this machine answers faster, so its row is the load generator's ceiling, and its p99 is wrk's own tail when it saturates the cores: the saturated p99 of a target that answers from memory (the gateway in (a) and (b)) cannot be read as that target's latency below this line. The paced runs (e) measure latency at one load.
 - **gateway, volatile cache off**: a second gateway process, identical except `CACHE_VOLATILE_MS=0`, run in scenario (a) only. It still coalesces identical in-flight requests (this cannot be switched off), so with one fixed body most of its requests never reach the node either; scenario (d) is the one where every gateway request is forwarded.
 - Every listener is on 127.0.0.1 on a free port picked at run time.
-- Timed runs: `{meta.get('WRK_CMD', '?')}` with `BENCH_BODY_FILE=bench/bodies/SCENARIO.json`; {meta.get('ROUNDS', '1')} round(s) of {dur} per target, scenario and connection count. Runs are interleaved: for each (scenario, conns) group all its targets run back to back, and the order rotates from group to group (and round to round) so no target always runs first or last. When there is more than one round, req/s shows the mean and then each round.
+- Timed runs: `{meta.get('WRK_CMD', '?')}` with `BENCH_BODY_FILE=bench/bodies/SCENARIO.json`; {meta.get('ROUNDS', '1')} round(s) of {dur} per target, scenario and connection count, each in {meta.get('SLICES', '1')} slice(s) of {meta.get('SLICE_DURATION', dur)}. Runs are interleaved: in each (scenario, conns) group the targets take turns slice by slice, and the order rotates from slice to slice and group to group, so no target always runs first or last and a change of this machine's speed during a group falls on every target alike. req/s, p50 and p99 are the means over a target's slices; with more than one round, req/s then shows each round's mean.
 - **ratio vs nginx / vs direct** = req/s of the row ÷ req/s of nginx / direct in the same group of this run (higher is better).
 - **p99** is wrk's `--latency` 99th percentile (wrk 4 is not coordinated-omission corrected: it is the latency of requests actually sent).
 - **proxy CPU µs/req**: user+system CPU time of the proxy process(es) during the timed run (from `/proc/PID/stat`, all nginx workers summed) ÷ requests completed; **node CPU µs/req** likewise for the simulated node (what each target's forwarding costs the backend; near 0 when the gateway answers from cache or coalesces). Resolution is one clock tick (10 ms) per run. On this shared 2-core box these are steadier than req/s, which moves with whatever else runs.

@@ -10,6 +10,10 @@
 #   BENCH_DURATION   wrk -d per timed run                 (default 10s; 3s with BENCH_QUICK=1)
 #   BENCH_CONNS      connection counts, space-separated   (default "64 512")
 #   BENCH_ROUNDS     rounds of the whole matrix, 1 or 2   (default 2; req/s is their mean)
+#   BENCH_SLICES     slices of each timed run             (default 5; 1 with BENCH_QUICK=1): a
+#                    group's targets take turns slice by slice (5 x 2 s each, not 10 s each one
+#                    after the other), so a change of machine speed within the group falls on
+#                    every target alike; a target's req/s is the mean of its slices
 #   BENCH_QUICK=1    smoke run: 3s timed runs
 #   BENCH_SCENARIOS  subset of "tip block batch unique"   (default all four)
 #   BENCH_IDLE_CONNS idle keep-alive connections for RSS  (default 1000; 0 skips)
@@ -32,8 +36,17 @@ BENCH="$ROOT/bench"
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
     DURATION=${BENCH_DURATION:-3s}
+    SLICES=${BENCH_SLICES:-1}
 else
     DURATION=${BENCH_DURATION:-10s}
+    SLICES=${BENCH_SLICES:-5}
+fi
+# Slices need whole seconds that divide evenly; otherwise one slice of the whole duration.
+duration_s=${DURATION%s}
+if [[ "$duration_s" =~ ^[0-9]+$ ]] && [[ "$SLICES" =~ ^[1-9][0-9]*$ ]] && [ $((duration_s % SLICES)) = 0 ]; then
+    SLICE_DURATION="$((duration_s / SLICES))s"
+else
+    SLICES=1 SLICE_DURATION=$DURATION
 fi
 VERIFY_DURATION=1s
 CONNS=${BENCH_CONNS:-"64 512"}
@@ -232,6 +245,8 @@ meta COMMIT "$(cd "$ROOT" && { git rev-parse --short HEAD 2>/dev/null || echo 'n
 meta NPROC "$NPROC"
 meta CLK_TCK "$(getconf CLK_TCK)"
 meta DURATION "$DURATION"
+meta SLICES "$SLICES"
+meta SLICE_DURATION "$SLICE_DURATION"
 meta ROUNDS "$ROUNDS"
 meta QUICK "$QUICK"
 meta VERIFY_DURATION "$VERIFY_DURATION"
@@ -361,21 +376,21 @@ for s in $SCENARIOS; do
 done
 
 # --- timed runs ---------------------------------------------------------------------------------
-meta WRK_CMD "wrk -t$WRK_THREADS -cCONNS -d$DURATION --timeout $WRK_TIMEOUT --latency -s bench/post.lua URL"
-run_one() { # scenario conns target round
-    local s=$1 c=$2 t=$3 r=$4 base pids p0 p1 n0 n1
-    base="$WORK/raw/${s}__c${c}__${t}__r${r}"
+meta WRK_CMD "wrk -t$WRK_THREADS -cCONNS -d$SLICE_DURATION --timeout $WRK_TIMEOUT --latency -s bench/post.lua URL"
+run_one() { # scenario conns target round slice
+    local s=$1 c=$2 t=$3 r=$4 k=$5 base pids p0 p1 n0 n1
+    base="$WORK/raw/${s}__c${c}__${t}__r${r}__s${k}"
     case $t in gateway | gwnocache | gwplain) curl -s --max-time 5 "${URL[$t]}health" >"$base.health-before.json" || true ;; esac
     pids=$(proxy_pids "$t")
     p0=$(ticks $pids) n0=$(ticks "$NODE_PID")
     BENCH_BODY_FILE="$BENCH/bodies/$s.json" \
-        wrk -t"$WRK_THREADS" -c"$c" -d"$DURATION" --timeout "$WRK_TIMEOUT" --latency \
+        wrk -t"$WRK_THREADS" -c"$c" -d"$SLICE_DURATION" --timeout "$WRK_TIMEOUT" --latency \
         -s "$BENCH/post.lua" "${URL[$t]}" >"$base.txt" 2>&1 || echo "wrk exited with status $?" >>"$base.txt"
     p1=$(ticks $pids) n1=$(ticks "$NODE_PID")
     echo "$p0 $p1 $n0 $n1" >"$base.cpu"
     case $t in gateway | gwnocache | gwplain) curl -s --max-time 5 "${URL[$t]}health" >"$base.health-after.json" || true ;; esac
-    log "  $s c$c r$r $(printf '%-9s' "$t") $(awk '/Requests\/sec/ {r = $2} /^ +99%/ {p = $2} /Non-2xx/ {e = e ", NON-2xx " $5} /Socket errors/ {e = e "," $0} END {printf "%s req/s, p99 %s%s", r, p, e}' "$base.txt")"
-    sleep 0.5 # let closed connections drain before the next target
+    log "  $s c$c r$r s$k $(printf '%-9s' "$t") $(awk '/Requests\/sec/ {r = $2} /^ +99%/ {p = $2} /Non-2xx/ {e = e ", NON-2xx " $5} /Socket errors/ {e = e "," $0} END {printf "%s req/s, p99 %s%s", r, p, e}' "$base.txt")"
+    sleep 0.3 # let closed connections drain before the next target
 }
 
 DIED=""
@@ -398,7 +413,7 @@ check_alive() { # records (once) which process died; the report flags it and kee
 
 group=0
 groups_total=$((ROUNDS * $(wc -w <<<"$SCENARIOS") * $(wc -w <<<"$CONNS")))
-log "timed runs: $groups_total groups (scenario x conns x round) of 4-6 targets x $DURATION"
+log "timed runs: $groups_total groups (scenario x conns x round) of 4-6 targets x $DURATION, in $SLICES turns of $SLICE_DURATION"
 # Background load check: CPU the whole machine spent during the timed runs, minus what the
 # bench's own processes (node, proxies, and wrk/curl as this shell's children) spent.
 sys_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
@@ -416,15 +431,18 @@ I0=$(sys_softirq) T0=$(date +%s.%N) S0=$(sys_busy) B0=$(bench_ticks) C0=$(own_ch
 for r in $(seq "$ROUNDS"); do
     for s in $SCENARIOS; do
         for c in $CONNS; do
-            # Rotate the order by one place per group so every target takes every position.
+            # The targets take turns slice by slice; the order rotates by one place per slice
+            # and per group so every target takes every position.
             read -r -a targets <<<"$(targets_for "$s")"
-            order=()
-            for i in "${!targets[@]}"; do order+=("${targets[$(((i + group) % ${#targets[@]}))]}"); done
-            group=$((group + 1))
-            for t in "${order[@]}"; do
-                check_alive || break 4
-                run_one "$s" "$c" "$t" "$r"
+            for k in $(seq "$SLICES"); do
+                order=()
+                for i in "${!targets[@]}"; do order+=("${targets[$(((i + group + k) % ${#targets[@]}))]}"); done
+                for t in "${order[@]}"; do
+                    check_alive || break 5
+                    run_one "$s" "$c" "$t" "$r" "$k"
+                done
             done
+            group=$((group + 1))
         done
     done
 done

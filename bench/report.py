@@ -414,7 +414,7 @@ def main():
         out.append("\n".join(vl) + "\n")
     out.append("## Reproduce\n")
     out.append("```sh\napt-get install -y wrk nginx haproxy   # once\nmake bench                               # = ./bench/run.sh (~"
-               "15 min plus the build: two interleaved rounds)\nBENCH_ROUNDS=1 ./bench/run.sh            # one round, ~7 min\n./bench/smoke.sh                         # 3 s runs, -c64, writes to a temp file\n```\n")
+               "22 min plus the builds, ~8 min of them profile-guided: two interleaved rounds)\nBENCH_ROUNDS=1 ./bench/run.sh            # one round, ~12 min\n./bench/smoke.sh                         # 3 s runs, -c64, writes to a temp file\n```\n")
     out.append("Knobs: `BENCH_DURATION` (default 10s), `BENCH_CONNS` (default \"64 512\"), `BENCH_ROUNDS` (1 or 2, default 2), "
                "`BENCH_QUICK=1` (3 s timed runs), `BENCH_SCENARIOS` (default \"tip block batch unique\"), "
                "`BENCH_IDLE_CONNS` (default 1000), `BENCH_PACE_MS` (default 5; 0 skips the paced runs), `BENCH_OUT` (default BENCHMARKS.md), `BENCH_BUILD` (pgo or release, default pgo), `BENCH_SKIP_BUILD=1`, `BENCH_KEEP=1` (keep the temp dir with raw outputs).\n")

@@ -64,11 +64,12 @@ PACE_CONNS=64
 # no node behind it): the fastest answer any server gives on this machine, so its p99 is the
 # load generator's own tail at saturation, the floor for the cached scenarios (tip, block),
 # where the gateway answers without the node too. gwplain (BENCH_BUILD=pgo only) is the plain
-# release build of the gateway beside the profile-guided one. gwnocache is a second gateway with CACHE_VOLATILE_MS=0: by default the
-# gateway answers tip reads (getBlockNumber, isReady, getChainTips) from a 1 s volatile cache;
-# without it, identical in-flight tip reads are still coalesced. It runs in the tip scenario
-# only (in the others its cache setting changes little or nothing; "unique" is the scenario
-# that measures the gateway's real per-request forwarding cost).
+# release build of the gateway beside the profile-guided one. gwnocache is a second gateway
+# with CACHE_VOLATILE_MS=0: by default the gateway answers tip reads (getBlockNumber, isReady,
+# getChainTips) from a 1 s volatile cache; without it, identical in-flight tip reads are still
+# coalesced. It runs in the tip scenario only (in the others its cache setting changes little
+# or nothing; "unique" is the scenario that measures the gateway's real per-request
+# forwarding cost).
 targets_for() {
     local t="direct nginx haproxy gateway"
     case $1 in
@@ -221,7 +222,10 @@ fi
 PLAIN_BIN="$ROOT/target/release/sentinel-proxy"
 if [ "$GW_BUILD" = pgo ]; then BIN="$ROOT/target/pgo/release/sentinel-proxy"; else BIN=$PLAIN_BIN; fi
 for b in "$BIN" "$PLAIN_BIN"; do
-    [ -x "$b" ] || { echo "bench: $b not found (build failed?)" >&2; exit 1; }
+    [ -x "$b" ] || {
+        echo "bench: $b not found (build failed? with BENCH_SKIP_BUILD=1, build it first: make build, and make pgo or BENCH_BUILD=release)" >&2
+        exit 1
+    }
 done
 
 mapfile -t PORTS < <(free_ports 7)

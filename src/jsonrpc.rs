@@ -253,14 +253,25 @@ struct ErrorCode {
 /// A decoded node answer item: our id (as text) and the outcome.
 #[derive(Debug)]
 pub struct Answer {
-    /// The id the node echoed (our internal id), as JSON text.
-    pub id: Option<String>,
+    /// The id the node echoed (our internal id: the call's position in what we sent).
+    pub id: EchoedId,
     /// What the node said.
     pub outcome: Outcome,
     /// The answer had neither a `result` key nor an error: an `undefined` result from a node
     /// of package version 5.1 or older, not a JSON-RPC answer from a newer one (see
     /// [`result_always_sent`]).
     pub bare: bool,
+}
+
+/// The id on a node's answer, read as one of ours (our calls are numbered by position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoedId {
+    /// No id, or `null`.
+    Missing,
+    /// A number that can be a position.
+    Position(usize),
+    /// Anything else (a string, a float, a number past `usize`): not one of ours.
+    Foreign,
 }
 
 /// Whether a node always sends `"result"` (`null` for nothing) — API major version 6 or newer,
@@ -303,7 +314,8 @@ fn to_answer(a: RawAnswer<'_>) -> Option<Answer> {
         _ => Outcome::Result(None),
     };
     let bare = a.result.is_none() && matches!(outcome, Outcome::Result(_));
-    Some(Answer { id: a.id.map(|i| i.get().to_owned()), outcome, bare })
+    let id = a.id.map_or(EchoedId::Missing, |i| i.get().parse().map_or(EchoedId::Foreign, EchoedId::Position));
+    Some(Answer { id, outcome, bare })
 }
 
 /// Appends one answer object for the client, with the client's id (no `id` key when the client

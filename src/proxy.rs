@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 use tokio::time::Instant;
 
 use crate::affinity;
@@ -28,8 +29,8 @@ pub struct RpcResponse {
     pub status: StatusCode,
     /// JSON body.
     pub body: Vec<u8>,
-    /// Names of the nodes that answered (for `x-sentinel-backend`).
-    pub backends: Vec<Arc<str>>,
+    /// Names of the nodes that answered (for `x-sentinel-backend`); one, as a rule.
+    pub backends: SmallVec<[Arc<str>; 1]>,
     /// The answering node's `x-aztec-*` headers.
     pub headers: crate::forward::NodeHeaders,
     /// `/pruned` fell back to an archiver.
@@ -43,7 +44,7 @@ pub struct RpcResponse {
     /// The first gateway error, for the log line.
     pub error: Option<String>,
     /// The budget charges of the node answers the body was made from (kept until it is written).
-    pub charges: Vec<crate::forward::Charge>,
+    pub charges: SmallVec<[crate::forward::Charge; 1]>,
 }
 
 impl RpcResponse {
@@ -109,12 +110,17 @@ struct Group {
 
 /// Serves one JSON-RPC body arriving on `route`, already parsed ([`jsonrpc::parse_body`]).
 pub async fn handle(app: &AppState, route: Route, body: Result<Body, BodyError>, request_id: &str) -> RpcResponse {
-    let ctx = Ctx { route, deadline: Instant::now() + app.config().request_timeout, request_id };
+    // The settings this function reads, in one load (each `config()` is an `arc_swap` load).
+    let (timeout, max_batch, volatile) = {
+        let config = app.config();
+        (config.request_timeout, config.max_batch, config.cache_volatile)
+    };
+    let ctx = Ctx { route, deadline: Instant::now() + timeout, request_id };
     // A single call is not put in a list of its own.
     let (single, items, batch) = match body {
         Ok(Body::Single(i)) => (Some(i), Vec::new(), false),
-        Ok(Body::Batch(v)) if v.len() > app.config().max_batch => {
-            let msg = format!("Batch request exceeds maximum allowed size of {}", app.config().max_batch);
+        Ok(Body::Batch(v)) if v.len() > max_batch => {
+            let msg = format!("Batch request exceeds maximum allowed size of {max_batch}");
             return reject(app, &ProxyError::InvalidRequest(msg));
         }
         Ok(Body::Batch(v)) => (None, v, true),
@@ -124,19 +130,14 @@ pub async fn handle(app: &AppState, route: Route, body: Result<Body, BodyError>,
     let mut resp = RpcResponse { status: StatusCode::OK, ..RpcResponse::default() };
     let n = items.len().max(1);
     let mut slots = Vec::with_capacity(n);
-    let mut pending = Vec::with_capacity(n);
-    for item in single.into_iter().chain(items) {
-        pending.extend(admit(app, item, &mut slots));
-    }
     let snapshot = app.pool.snapshot();
     app.cache.sync_reorgs(snapshot.reorgs);
     let finalized = snapshot.finalized;
-    let mut to_send = Vec::with_capacity(pending.len());
+    let mut to_send = Vec::with_capacity(n);
     let mut joiners = Vec::new();
-    for mut p in pending {
-        p.rule = p.info.map_or(Rule::Never, |i| {
-            cache::policy(i, p.call.params.as_deref(), finalized, app.config().cache_volatile)
-        });
+    for item in single.into_iter().chain(items) {
+        let Some(mut p) = admit(app, item, &mut slots) else { continue };
+        p.rule = p.info.map_or(Rule::Never, |i| cache::policy(i, p.call.params.as_deref(), finalized, volatile));
         if let Some(hit) = lookup(app, &mut p).await {
             add_headers(&mut resp.headers, &hit.headers);
             fill(

@@ -144,6 +144,9 @@ where
 /// [`ProxyError::TooManyRequests`] when the request weighs more than `MAX_CONCURRENT_REQUESTS`
 /// (it could never pass).
 fn admit_weight(app: &AppState, weight: u32) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, ProxyError> {
+    if weight <= 1 {
+        return Ok(None); // the permit it holds is all it needs (`MAX_CONCURRENT_REQUESTS` is at least 1)
+    }
     let max = app.config().max_concurrent_requests;
     if weight as usize > max {
         let reason = format!(

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::compat::{self, Outbound};
 use crate::forward::{self, ForwardError, HttpClient, Reply};
-use crate::jsonrpc::{self, Outcome};
+use crate::jsonrpc::{self, EchoedId, Outcome};
 use crate::upstream::Backend;
 
 /// Encodes `(full method name, params JSON)` calls: one object for one call, else a batch.
@@ -60,14 +60,19 @@ pub fn match_answers_from(body: &[u8], n: usize, strict: bool) -> Option<Vec<Out
             return Some(vec![answers[0].outcome.clone(); n]);
         }
     }
+    if n == 1 && answers.len() == 1 {
+        // The common case, one call and its answer, without the list of slots.
+        let a = answers.into_iter().next()?;
+        return matches!(a.id, EchoedId::Missing | EchoedId::Position(0)).then(|| vec![a.outcome]);
+    }
     let mut slots: Vec<Option<Outcome>> = vec![None; n];
     for (pos, a) in answers.into_iter().enumerate() {
         // `id` is `None` for a missing or null id. Any other id that is not one of ours (a
         // string, a float, a number past usize) must not fill the slot at its position.
-        let idx = match a.id.as_deref().map(str::parse::<usize>) {
-            None => pos,
-            Some(Ok(id)) => id,
-            Some(Err(_)) => continue,
+        let idx = match a.id {
+            EchoedId::Missing => pos,
+            EchoedId::Position(id) => id,
+            EchoedId::Foreign => continue,
         };
         if let Some(slot) = slots.get_mut(idx) {
             *slot = Some(a.outcome);

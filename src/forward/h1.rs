@@ -336,7 +336,8 @@ async fn attempt(
     Ok((Reply { status: head.status, aztec_headers, body, charge }, reusable))
 }
 
-/// The `x-aztec-*` headers of `raw` (`name:value\n` lines), parsed once per change per node.
+/// The `x-aztec-*` headers of `raw` (the answer's header lines as they came), parsed once per
+/// change per node.
 fn aztec_headers(addr: &str, raw: &[u8]) -> NodeHeaders {
     with_node(addr, |node| {
         if node.aztec.0 != raw {
@@ -345,7 +346,7 @@ fn aztec_headers(addr: &str, raw: &[u8]) -> NodeHeaders {
                 .filter_map(|line| {
                     let colon = line.iter().position(|&b| b == b':')?;
                     let name = HeaderName::from_bytes(&line[..colon]).ok()?;
-                    Some((name, HeaderValue::from_bytes(&line[colon + 1..]).ok()?))
+                    Some((name, HeaderValue::from_bytes(line[colon + 1..].trim_ascii()).ok()?))
                 })
                 .collect();
             node.aztec = (raw.to_vec(), parsed);
@@ -379,6 +380,7 @@ fn parse_head(read: &[u8], aztec: &mut Vec<u8>) -> Result<Option<Head>, ForwardE
     let mut count = 0;
     let len = loop {
         let Some(n) = memchr::memchr(b'\n', &read[at..]) else { return Ok(None) };
+        let start = at;
         let line = trim_cr(&read[at..at + n]);
         at += n + 1;
         if line.is_empty() {
@@ -419,10 +421,7 @@ fn parse_head(read: &[u8], aztec: &mut Vec<u8>) -> Result<Option<Head>, ForwardE
         } else if name.eq_ignore_ascii_case(b"content-encoding") {
             encoding = HeaderValue::from_bytes(value).ok();
         } else if name.len() > 8 && name[..8].eq_ignore_ascii_case(b"x-aztec-") {
-            aztec.extend_from_slice(name);
-            aztec.push(b':');
-            aztec.extend_from_slice(value);
-            aztec.push(b'\n');
+            aztec.extend_from_slice(&read[start..at]); // the raw line, end of line included
         }
     };
     let framing = if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
@@ -556,20 +555,22 @@ mod tests {
             b"HTTP/1.0 200\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}",
             b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: gzip, chunked\r\nX-Aztec-L1ChainId:  31337 \r\n\r\n",
         ];
-        for head in ok {
+        for (i, head) in ok.iter().enumerate() {
             let mut headers = [httparse::EMPTY_HEADER; 16];
             let mut theirs = httparse::Response::new(&mut headers);
             let Ok(httparse::Status::Complete(len)) = theirs.parse(head) else { panic!("httparse refused {head:?}") };
             let mut lines = Vec::new();
             let ours = parse_head(head, &mut lines).unwrap().unwrap();
             assert_eq!((ours.len, ours.status.as_u16()), (len, theirs.code.unwrap()), "{head:?}");
-            let want: Vec<u8> = theirs
+            let want: Vec<(String, &[u8])> = theirs
                 .headers
                 .iter()
                 .filter(|h| h.name.len() > 8 && h.name[..8].eq_ignore_ascii_case("x-aztec-"))
-                .flat_map(|h| [h.name.as_bytes(), b":", h.value, b"\n"].concat())
+                .map(|h| (h.name.to_ascii_lowercase(), h.value))
                 .collect();
-            assert_eq!(lines, want, "{head:?}");
+            let passed = aztec_headers(&format!("scan:{i}"), &lines);
+            let got: Vec<(String, &[u8])> = passed.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes())).collect();
+            assert_eq!(got, want, "{head:?}");
         }
         let refused: &[&[u8]] = &[
             b"HTTP/2 200 OK\r\n\r\n",

@@ -26,7 +26,7 @@ pub(crate) struct ChargedBody {
 
 impl ChargedBody {
     /// `data`, keeping `charges` (dropped with the body, or once the last slice is taken).
-    pub(crate) fn new(data: Vec<u8>, charges: Vec<Charge>) -> ChargedBody {
+    pub(crate) fn new(data: Vec<u8>, charges: impl IntoIterator<Item = Charge>) -> ChargedBody {
         let charges = charges.into_iter().filter(|c| !c.is_empty()).collect();
         ChargedBody { rest: Bytes::from(data), charges }
     }

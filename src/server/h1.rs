@@ -139,18 +139,21 @@ pub(super) async fn serve(
                 // go to this thread's spares for whichever connection reads next.
                 spare::put(std::mem::take(&mut buf), std::mem::take(&mut out));
                 let timer = idle_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                let readable = std::pin::pin!(stream.readable());
-                tokio::select! {
-                    biased;
-                    r = Deadline::new(readable, timer, deadline) => if !matches!(r, Some(Ok(()))) { return None },
-                    () = &mut cancelled => return None,
+                {
+                    let readable = std::pin::pin!(stream.readable());
+                    tokio::select! {
+                        biased;
+                        r = Deadline::new(readable, timer, deadline) => if !matches!(r, Some(Ok(()))) { return None },
+                        () = &mut cancelled => return None,
+                    }
                 }
                 (buf, out) = spare::take();
-                match stream.try_read_buf(&mut buf) {
-                    Ok(0) => return None,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => return None,
+                // One read through `poll_read` (polled once): a short read also tells tokio the
+                // socket is drained, so the next idle wait sleeps in epoll instead of first
+                // reading into `EAGAIN` (`try_read_buf` kept the readiness until then).
+                match futures::FutureExt::now_or_never(stream.read_buf(&mut buf)) {
+                    Some(Ok(0) | Err(_)) => return None,
+                    Some(Ok(_)) | None => {}
                 }
                 continue;
             }
@@ -271,9 +274,7 @@ fn encode_head(out: &mut Vec<u8>, r: &RpcResponse, request_id: &str, close: bool
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(b"content-type: application/json\r\n");
-    for (k, v) in r.headers.iter() {
-        header(out, k.as_str().as_bytes(), v.as_bytes());
-    }
+    node_lines::write(out, &r.headers);
     header(out, b"x-request-id", request_id.as_bytes());
     match r.backends.as_slice() {
         [] => {}
@@ -350,6 +351,48 @@ mod spare {
     }
 }
 
+/// The node's `x-aztec-*` headers as answer-head lines, encoded once per header list: a node's
+/// list is shared by its answers ([`crate::forward::NodeHeaders`]), so this thread keeps the
+/// lines of the last few lists, found by pointer, and writes them with one copy.
+mod node_lines {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    use crate::forward::NodeHeaders;
+
+    /// Lists kept per thread (one per node answering through it, as a rule).
+    const KEEP: usize = 8;
+
+    thread_local! {
+        static LINES: RefCell<Vec<(NodeHeaders, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Writes the lines of `headers` to `out`.
+    pub(super) fn write(out: &mut Vec<u8>, headers: &NodeHeaders) {
+        if headers.is_empty() {
+            return;
+        }
+        LINES.with_borrow_mut(|kept| {
+            if let Some((_, lines)) = kept.iter().find(|(h, _)| Arc::ptr_eq(h, headers)) {
+                out.extend_from_slice(lines);
+                return;
+            }
+            let mut lines = Vec::new();
+            for (k, v) in headers.iter() {
+                super::header(&mut lines, k.as_str().as_bytes(), v.as_bytes());
+            }
+            out.extend_from_slice(&lines);
+            // A list nobody else holds (a batch's merged headers) is not seen again.
+            if Arc::strong_count(headers) > 1 {
+                if kept.len() == KEEP {
+                    kept.remove(0);
+                }
+                kept.push((Arc::clone(headers), lines));
+            }
+        });
+    }
+}
+
 thread_local! {
     /// This second's `Date` value (formatted once a second per thread, as hyper does).
     static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
@@ -369,7 +412,7 @@ mod tests {
     #[test]
     fn answer_heads_carry_what_the_hyper_path_sends() {
         let mut r = RpcResponse::error(&ProxyError::Overloaded);
-        r.backends = vec!["a".into(), "b".into()];
+        r.backends = smallvec::smallvec!["a".into(), "b".into()];
         let mut out = Vec::new();
         encode_head(&mut out, &r, "req-1", true);
         let text = String::from_utf8(out).unwrap();

@@ -151,9 +151,8 @@ pub(super) async fn serve(
                 // One read through `poll_read` (polled once): a short read also tells tokio the
                 // socket is drained, so the next idle wait sleeps in epoll instead of first
                 // reading into `EAGAIN` (`try_read_buf` kept the readiness until then).
-                match futures::FutureExt::now_or_never(stream.read_buf(&mut buf)) {
-                    Some(Ok(0) | Err(_)) => return None,
-                    Some(Ok(_)) | None => {}
+                if let Some(Ok(0) | Err(_)) = futures::FutureExt::now_or_never(stream.read_buf(&mut buf)) {
+                    return None;
                 }
                 continue;
             }

@@ -243,12 +243,23 @@ def main():
         tables.append("\n".join(lines))
 
     # Paced runs: one offered load for every target.
-    paced = {}
+    # A target's paced turns (slices) are summed like its timed ones: req/s, p50 and p99 are
+    # the means over its turns, errors the totals.
+    paced_turns = defaultdict(list)
     pdir = os.path.join(args.run_dir, "paced")
     for name in sorted(os.listdir(pdir)) if os.path.isdir(pdir) else []:
-        m = re.fullmatch(r"(\w+)__(\w+)\.txt", name)
+        m = re.fullmatch(r"(\w+?)__(\w+?)(?:__s\d+)?\.txt", name)
         if m:
-            paced[(m.group(1), m.group(2))] = parse_wrk(read(os.path.join(pdir, name)))
+            paced_turns[(m.group(1), m.group(2))].append(parse_wrk(read(os.path.join(pdir, name))))
+    paced = {}
+    for key, rs in paced_turns.items():
+        r = {"ok": all(x["ok"] for x in rs), "non2xx": sum(x["non2xx"] for x in rs),
+             "requests": sum(x["requests"] or 0 for x in rs),
+             "sock": {k: sum(x["sock"][k] for x in rs) for k in ("connect", "read", "write", "timeout")}}
+        for f in ("rps", "p50", "p99"):
+            vals = [x[f] for x in rs if x.get(f) is not None]
+            r[f] = statistics.mean(vals) if vals else None
+        paced[key] = r
     paced_lines = []
     if paced:
         paced_lines += ["| scenario | target | req/s | p50 ms | p99 ms | p99 vs nginx | errors |", "|---|---|---:|---:|---:|---:|---|"]
@@ -394,8 +405,11 @@ def main():
                    "in a load generator that shares the cores (a target serving twice nginx's rate keeps wrk twice as busy). "
                    f"Here every target gets the same offered load instead: `{meta.get('PACE_CMD', '?')}` — each connection "
                    f"waits {meta.get('PACE_MS', '?')} ms after every answer before its next request, so req/s is about the "
-                   "same for every target and the percentiles are the time each takes to answer. One run per target, "
-                   "after the timed runs.\n")
+                   "same for every target and the percentiles are the time each takes to answer. After the timed runs, "
+                   f"the targets take turns as there ({meta.get('SLICES', '1')} turn(s) of {meta.get('SLICE_DURATION', '?')} "
+                   "each, the order rotating); req/s, p50 and p99 are the means over a target's turns. This is the table "
+                   "that compares latency: at saturation the targets run at different rates (docs/perf/README.md, "
+                   "rounds 6 and 7).\n")
         out.append("\n".join(paced_lines) + "\n")
     out.append("## Memory (gateway)\n")
     out.append("\n".join(rss) + "\n" if rss else "not measured\n")

@@ -463,16 +463,21 @@ meta LOADAVG_END "$(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$PACE_MS" -gt 0 ] && [ -z "$DIED" ]; then
     meta PACE_MS "$PACE_MS"
     meta PACE_CONNS "$PACE_CONNS"
-    meta PACE_CMD "BENCH_PACE_MS=$PACE_MS wrk -t$WRK_THREADS -c$PACE_CONNS -d$DURATION --timeout $WRK_TIMEOUT --latency -s bench/post.lua URL"
-    log "paced runs: -c$PACE_CONNS, $PACE_MS ms between a connection's answer and its next request"
+    meta PACE_CMD "BENCH_PACE_MS=$PACE_MS wrk -t$WRK_THREADS -c$PACE_CONNS -d$SLICE_DURATION --timeout $WRK_TIMEOUT --latency -s bench/post.lua URL"
+    log "paced runs: -c$PACE_CONNS, $PACE_MS ms between a connection's answer and its next request, $SLICES turns of $SLICE_DURATION"
+    # Turns as in the timed runs: a slow minute of this machine falls on every target alike.
     for s in $SCENARIOS; do
-        for t in $(targets_for "$s"); do
-            check_alive || break 2
-            BENCH_BODY_FILE="$BENCH/bodies/$s.json" BENCH_PACE_MS="$PACE_MS" \
-                wrk -t"$WRK_THREADS" -c"$PACE_CONNS" -d"$DURATION" --timeout "$WRK_TIMEOUT" --latency \
-                -s "$BENCH/post.lua" "${URL[$t]}" >"$WORK/paced/${s}__${t}.txt" 2>&1 || true
-            log "  paced $s $(printf '%-9s' "$t") $(awk '/Requests\/sec/ {r = $2} /^ +50%/ {m = $2} /^ +99%/ {p = $2} END {printf "%s req/s, p50 %s, p99 %s", r, m, p}' "$WORK/paced/${s}__${t}.txt")"
-            sleep 0.5
+        read -r -a targets <<<"$(targets_for "$s")"
+        for k in $(seq "$SLICES"); do
+            for i in "${!targets[@]}"; do
+                t=${targets[$(((i + k) % ${#targets[@]}))]}
+                check_alive || break 4
+                BENCH_BODY_FILE="$BENCH/bodies/$s.json" BENCH_PACE_MS="$PACE_MS" \
+                    wrk -t"$WRK_THREADS" -c"$PACE_CONNS" -d"$SLICE_DURATION" --timeout "$WRK_TIMEOUT" --latency \
+                    -s "$BENCH/post.lua" "${URL[$t]}" >"$WORK/paced/${s}__${t}__s${k}.txt" 2>&1 || true
+                log "  paced $s s$k $(printf '%-9s' "$t") $(awk '/Requests\/sec/ {r = $2} /^ +50%/ {m = $2} /^ +99%/ {p = $2} END {printf "%s req/s, p50 %s, p99 %s", r, m, p}' "$WORK/paced/${s}__${t}__s${k}.txt")"
+                sleep 0.5
+            done
         done
     done
 fi

@@ -250,7 +250,7 @@ struct ErrorCode {
     code: i64,
 }
 
-/// A decoded node answer item: our id (as text) and the outcome.
+/// A decoded node answer item: our id (as a position) and the outcome.
 #[derive(Debug)]
 pub struct Answer {
     /// The id the node echoed (our internal id: the call's position in what we sent).

@@ -67,8 +67,8 @@ pub fn match_answers_from(body: &[u8], n: usize, strict: bool) -> Option<Vec<Out
     }
     let mut slots: Vec<Option<Outcome>> = vec![None; n];
     for (pos, a) in answers.into_iter().enumerate() {
-        // `id` is `None` for a missing or null id. Any other id that is not one of ours (a
-        // string, a float, a number past usize) must not fill the slot at its position.
+        // An answer without an id (or with a null one) fills the slot at its position; an id
+        // that is not one of ours (a string, a float, a number past usize) fills none.
         let idx = match a.id {
             EchoedId::Missing => pos,
             EchoedId::Position(id) => id,

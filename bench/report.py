@@ -172,7 +172,10 @@ def main():
         runs[(scen, conns, target)].append(r)
 
     def agg(key):
-        rs = runs.get(key, [])
+        return agg_runs(runs.get(key, []))
+
+    def agg_runs(rs):
+        """A target's runs (rounds and slices) summed: means of req/s, percentiles and CPU, error totals."""
         out = {"n": len(rs), "ok": bool(rs) and all(r["ok"] for r in rs)}
         for f in ("rps", "p50", "p99", "proxy_cpu_us", "node_cpu_us"):
             vals = [r.get(f) for r in rs if r.get(f) is not None]
@@ -181,7 +184,7 @@ def main():
         by_round = defaultdict(list)
         for r in rs:
             if r.get("rps") is not None:
-                by_round[r["round"]].append(r["rps"])
+                by_round[r.get("round", 1)].append(r["rps"])
         out["rps_rounds"] = [statistics.mean(by_round[k]) for k in sorted(by_round)]
         out["non2xx"] = sum(r["non2xx"] for r in rs)
         out["requests"] = sum(r["requests"] or 0 for r in rs)
@@ -251,15 +254,7 @@ def main():
         m = re.fullmatch(r"(\w+?)__(\w+?)(?:__s\d+)?\.txt", name)
         if m:
             paced_turns[(m.group(1), m.group(2))].append(parse_wrk(read(os.path.join(pdir, name))))
-    paced = {}
-    for key, rs in paced_turns.items():
-        r = {"ok": all(x["ok"] for x in rs), "non2xx": sum(x["non2xx"] for x in rs),
-             "requests": sum(x["requests"] or 0 for x in rs),
-             "sock": {k: sum(x["sock"][k] for x in rs) for k in ("connect", "read", "write", "timeout")}}
-        for f in ("rps", "p50", "p99"):
-            vals = [x[f] for x in rs if x.get(f) is not None]
-            r[f] = statistics.mean(vals) if vals else None
-        paced[key] = r
+    paced = {key: agg_runs(rs) for key, rs in paced_turns.items()}
     paced_lines = []
     if paced:
         paced_lines += ["| scenario | target | req/s | p50 ms | p99 ms | p99 vs nginx | errors |", "|---|---|---:|---:|---:|---:|---|"]

@@ -397,6 +397,14 @@ run_one() { # scenario conns target round slice
     sleep 0.3 # let closed connections drain before the next target
 }
 
+# The targets rotated by SHIFT places: a group's turns start with a different target each time.
+turn_order() { # shift target...
+    local shift=$1 i
+    shift
+    local targets=("$@")
+    for i in "${!targets[@]}"; do echo "${targets[$(((i + shift) % ${#targets[@]}))]}"; done
+}
+
 DIED=""
 check_alive() { # records (once) which process died; the report flags it and keeps what was measured
     local name pid ok=0
@@ -437,11 +445,8 @@ for r in $(seq "$ROUNDS"); do
         for c in $CONNS; do
             # The targets take turns slice by slice; the order rotates by one place per slice
             # and per group so every target takes every position.
-            read -r -a targets <<<"$(targets_for "$s")"
             for k in $(seq "$SLICES"); do
-                order=()
-                for i in "${!targets[@]}"; do order+=("${targets[$(((i + group + k) % ${#targets[@]}))]}"); done
-                for t in "${order[@]}"; do
+                for t in $(turn_order "$((group + k))" $(targets_for "$s")); do
                     check_alive || break 5
                     run_one "$s" "$c" "$t" "$r" "$k"
                 done
@@ -467,11 +472,9 @@ if [ "$PACE_MS" -gt 0 ] && [ -z "$DIED" ]; then
     log "paced runs: -c$PACE_CONNS, $PACE_MS ms between a connection's answer and its next request, $SLICES turns of $SLICE_DURATION"
     # Turns as in the timed runs: a slow minute of this machine falls on every target alike.
     for s in $SCENARIOS; do
-        read -r -a targets <<<"$(targets_for "$s")"
         for k in $(seq "$SLICES"); do
-            for i in "${!targets[@]}"; do
-                t=${targets[$(((i + k) % ${#targets[@]}))]}
-                check_alive || break 4
+            for t in $(turn_order "$k" $(targets_for "$s")); do
+                check_alive || break 3
                 BENCH_BODY_FILE="$BENCH/bodies/$s.json" BENCH_PACE_MS="$PACE_MS" \
                     wrk -t"$WRK_THREADS" -c"$PACE_CONNS" -d"$SLICE_DURATION" --timeout "$WRK_TIMEOUT" --latency \
                     -s "$BENCH/post.lua" "${URL[$t]}" >"$WORK/paced/${s}__${t}__s${k}.txt" 2>&1 || true
